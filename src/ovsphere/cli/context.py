@@ -1,0 +1,83 @@
+"""What every command shares: settings from flags/env/file, errors -> exit codes.
+
+Commands receive a :class:`CliContext` and call :meth:`CliContext.settings`
+when they need settings, so that ``ovsphere vcenter sim`` works without a
+vCenter configured.  :func:`reports_errors` is the one place where ovsphere
+errors become a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from ovsphere.config import Settings, load_settings
+from ovsphere.errors import OvsphereError
+from ovsphere.logging import configure_logging
+from ovsphere.logic.ovs_vms import OvsVmRule
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class CliContext:
+    flags: dict[str, Any] = field(default_factory=dict)
+    config_file: Path | None = None
+    _settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.flags, config_file=self.config_file)
+            vc = self._settings.vcenter
+            configure_logging(secrets=[vc.password.get_secret_value()] if vc else [])
+        return self._settings
+
+    def connection(self) -> Any:
+        from ovsphere.vsphere.connection import Connection
+
+        s = self.settings()
+        return Connection(s.require_vcenter(), verify_tls=not s.insecure)
+
+    def ovs_vm_rule(self) -> OvsVmRule:
+        m = self.settings().ovs_vm
+        return OvsVmRule(m.name_pattern, m.attribute, m.attribute_value)
+
+
+def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn an OvsphereError into its message, its fix and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except OvsphereError as exc:
+            logging.getLogger("ovsphere").debug("command failed", exc_info=True)
+            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            if exc.fix:
+                err_console.print(f"  [bold]fix:[/] {exc.fix}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper
+
+
+def cli_context(ctx: typer.Context) -> CliContext:
+    obj = ctx.find_object(CliContext)
+    if obj is None:  # a command invoked without the app's callback (tests)
+        obj = CliContext()
+        ctx.obj = obj
+    return obj
