@@ -21,9 +21,16 @@ pytestmark = pytest.mark.unit
 
 def judge(inv, ports=None, trunk=FULL_TRUNK, pg_name="ovsphere-isolated"):
     pgs = [p for p in inv.portgroups if p.name == pg_name]
-    checks = run_checks(CheckInput(inv, "dvs", pg_name, ports if ports is not None
-                                   else ports_for(inv), find_ovs_vms(inv, pgs, OvsVmRule()),
-                                   trunk))
+    checks = run_checks(
+        CheckInput(
+            inv,
+            "dvs",
+            pg_name,
+            ports if ports is not None else ports_for(inv),
+            find_ovs_vms(inv, pgs, OvsVmRule()),
+            trunk,
+        )
+    )
     return {c.name: c for c in checks}, checks
 
 
@@ -31,8 +38,18 @@ def test_a_prepared_world_passes_everything():
     by_name, checks = judge(world())
     assert not failed(checks)
     assert {c.status for c in checks} == {Status.PASS}
-    assert {"switch", "portgroup", "uplinks", "binding", "overrides", "ovs-vm-per-host",
-            "ovs-vm-ports", "vlan-unique", "vlan-missing", "vlan-spare"} <= by_name.keys()
+    assert {
+        "switch",
+        "portgroup",
+        "uplinks",
+        "binding",
+        "overrides",
+        "ovs-vm-per-host",
+        "ovs-vm-ports",
+        "vlan-unique",
+        "vlan-missing",
+        "vlan-spare",
+    } <= by_name.keys()
 
 
 def test_missing_switch_and_portgroup_fail_with_the_fix():
@@ -71,8 +88,12 @@ def test_unblocked_default_warns():
 @pytest.mark.parametrize("field", ["promiscuous", "forged_transmits"])
 def test_ovs_vm_port_without_promiscuous_or_forged_transmits_fails(field):
     inv = world()
-    ports = [replace(p, setting=replace(p.setting, **{field: False}))
-             if p.setting.vlan_mode is VlanMode.TRUNK else p for p in ports_for(inv)]
+    ports = [
+        replace(p, setting=replace(p.setting, **{field: False}))
+        if p.setting.vlan_mode is VlanMode.TRUNK
+        else p
+        for p in ports_for(inv)
+    ]
     by_name, _ = judge(inv, ports)
     assert by_name["ovs-vm-ports"].status is Status.FAIL
     assert field.replace("_", " ").split()[0] in by_name["ovs-vm-ports"].detail
@@ -80,8 +101,12 @@ def test_ovs_vm_port_without_promiscuous_or_forged_transmits_fails(field):
 
 def test_ovs_vm_port_in_access_mode_fails():
     inv = world()
-    ports = [replace(p, setting=replace(p.setting, vlan_mode=VlanMode.ACCESS, vlan_id=5))
-             if p.setting.vlan_mode is VlanMode.TRUNK else p for p in ports_for(inv)]
+    ports = [
+        replace(p, setting=replace(p.setting, vlan_mode=VlanMode.ACCESS, vlan_id=5))
+        if p.setting.vlan_mode is VlanMode.TRUNK
+        else p
+        for p in ports_for(inv)
+    ]
     by_name, _ = judge(inv, ports)
     assert "not a trunk" in by_name["ovs-vm-ports"].detail
 
@@ -107,8 +132,12 @@ def test_host_without_ovs_vm_with_two_or_powered_off_fails():
 
 def test_ovs_vm_found_by_custom_attribute():
     inv = world()
-    renamed = tuple(replace(v, name=f"transport-{v.host}", attributes={"ovsphere.role": "ovs-vm"})
-                    if v.name.startswith("ovs-") else v for v in inv.vms)
+    renamed = tuple(
+        replace(v, name=f"transport-{v.host}", attributes={"ovsphere.role": "ovs-vm"})
+        if v.name.startswith("ovs-")
+        else v
+        for v in inv.vms
+    )
     inv = replace(inv, vms=renamed)
     found = find_ovs_vms(inv, inv.portgroups, OvsVmRule(name_pattern=None))
     assert len(found) == 3
@@ -127,8 +156,9 @@ def test_unblocked_vm_port_without_vlan_fails_but_blocked_one_passes():
     inv = world()
     ports = ports_for(inv)
     vm_port = next(p for p in ports if p.key == "211")
-    untagged = replace(vm_port, setting=PortSetting(vlan_mode=VlanMode.NONE, vlan_id=0,
-                                                     blocked=False))
+    untagged = replace(
+        vm_port, setting=PortSetting(vlan_mode=VlanMode.NONE, vlan_id=0, blocked=False)
+    )
     by_name, _ = judge(inv, [untagged if p is vm_port else p for p in ports])
     assert by_name["vlan-missing"].status is Status.FAIL and "211" in by_name["vlan-missing"].detail
     held = replace(vm_port, setting=held_port())

@@ -22,15 +22,20 @@ def test_flags_beat_environment_beat_file(tmp_path):
 def test_vcenter_url_is_parsed_and_the_password_hidden():
     s = load_settings({}, environ={"OVSPHERE_VCENTER": URL})
     vc = s.require_vcenter()
-    assert (vc.host, vc.port, vc.user, vc.url) == ("vc.example", 8443, "admin",
-                                                   "https://vc.example:8443/sdk")
+    assert (vc.host, vc.port, vc.user, vc.url) == (
+        "vc.example",
+        8443,
+        "admin",
+        "https://vc.example:8443/sdk",
+    )
     assert vc.password.get_secret_value() == "s3cret@x"
     assert "s3cret" not in repr(s) and "s3cret" not in str(s)
 
 
 def test_password_may_come_separately():
-    s = load_settings({"vcenter": "https://admin@vc/sdk"},
-                      environ={"OVSPHERE_VCENTER_PASSWORD": "pw"})
+    s = load_settings(
+        {"vcenter": "https://admin@vc/sdk"}, environ={"OVSPHERE_VCENTER_PASSWORD": "pw"}
+    )
     assert s.require_vcenter().password.get_secret_value() == "pw"
 
 
@@ -86,7 +91,7 @@ def test_vlan_ranges():
 def test_bad_ovs_vm_pattern(tmp_path):
     f = tmp_path / "o.toml"
     f.write_text('[ovs_vm]\nname_pattern = "(["\n')
-    with pytest.raises(ConfigError, match="ovs_vm.name_pattern"):
+    with pytest.raises(ConfigError, match=r"ovs_vm\.name_pattern"):
         load_settings({}, environ={}, config_file=f)
 
 

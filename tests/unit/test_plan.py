@@ -23,14 +23,27 @@ def test_good_portgroup_needs_nothing():
 
 
 def test_every_broken_setting_is_listed():
-    pg = isolated_pg(binding=Binding.EPHEMERAL, num_ports=4, auto_expand=False,
-                     overrides=OverridePolicy(), reset_at_disconnect=True,
-                     teaming=Teaming(("uplink1",), ("uplink2",)),
-                     default=PortSetting(blocked=False, promiscuous=True))
+    pg = isolated_pg(
+        binding=Binding.EPHEMERAL,
+        num_ports=4,
+        auto_expand=False,
+        overrides=OverridePolicy(),
+        reset_at_disconnect=True,
+        teaming=Teaming(("uplink1",), ("uplink2",)),
+        default=PortSetting(blocked=False, promiscuous=True),
+    )
     plan = plan_portgroup(pg, min_ports=64, used_ports=2)
     text = "\n".join(plan.changes)
-    for word in ("static", "ports 4 -> 64", "auto-expand", "overrides", "disconnects",
-                 "uplink1, uplink2 -> none", "blocked False -> True", "promiscuous True -> False"):
+    for word in (
+        "static",
+        "ports 4 -> 64",
+        "auto-expand",
+        "overrides",
+        "disconnects",
+        "uplink1, uplink2 -> none",
+        "blocked False -> True",
+        "promiscuous True -> False",
+    ):
         assert word in text
     assert plan.num_ports == 64
 
@@ -47,8 +60,10 @@ def test_ports_get_their_shapes_and_a_second_plan_is_empty():
     # VM ports without a VLAN stay blocked and are reported waiting
     assert set(plan.waiting) == {"211", "221"}
     assert "211" not in by_key  # already blocked and tight: nothing to change
-    applied = [replace(p, setting=merge(p.setting, by_key[p.key].setting)) if p.key in by_key
-               else p for p in raw]
+    applied = [
+        replace(p, setting=merge(p.setting, by_key[p.key].setting)) if p.key in by_key else p
+        for p in raw
+    ]
     assert plan_ports(applied, ovs, FULL_TRUNK).edits == ()
 
 
@@ -63,14 +78,19 @@ def test_vm_port_with_own_vlan_is_unblocked_and_duplicates_are_held():
     inv = world(hosts=2)
     ovs = find_ovs_vms(inv, inv.portgroups, OvsVmRule())
     ports = ports_for(inv, vlans={"211": 5, "221": 5})
-    ports = [replace(p, setting=replace(p.setting, blocked=True, promiscuous=True))
-             if p.key in ("211", "221") else p for p in ports]
+    ports = [
+        replace(p, setting=replace(p.setting, blocked=True, promiscuous=True))
+        if p.key in ("211", "221")
+        else p
+        for p in ports
+    ]
     plan = plan_ports(ports, ovs, FULL_TRUNK)
     assert set(plan.waiting) == {"211", "221"}
     assert all(e.setting.blocked for e in plan.edits)
     ports = ports_for(inv, vlans={"211": 5, "221": 6})
-    ports = [replace(p, setting=replace(p.setting, blocked=True)) if p.key == "211" else p
-             for p in ports]
+    ports = [
+        replace(p, setting=replace(p.setting, blocked=True)) if p.key == "211" else p for p in ports
+    ]
     plan = plan_ports(ports, ovs, FULL_TRUNK)
     assert [(e.key, e.setting.blocked) for e in plan.edits] == [("211", False)]
     assert plan.edits[0].config_version == "1"
@@ -80,5 +100,8 @@ def test_differences_reads_like_a_change_log():
     assert differences(vm_port(5), vm_port(5)) == []
     assert differences(vm_port(5), vm_port(6)) == ["VLAN 5 -> 6"]
     assert differences(vm_port(5), trunk_port((VlanRange(0, 4094),))) == [
-        "VLAN 5 -> trunk 0-4094", "promiscuous False -> True", "forged transmits False -> True",
-        "mac changes False -> True"]
+        "VLAN 5 -> trunk 0-4094",
+        "promiscuous False -> True",
+        "forged transmits False -> True",
+        "mac changes False -> True",
+    ]

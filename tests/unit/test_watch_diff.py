@@ -25,8 +25,10 @@ def test_diff_names_each_kind_of_change():
     assert diff_vm(a, None) == [VmRemoved(a)]
     assert diff_vm(a, a) == []
     moved = replace(a, host="host-2", power_state=PowerState.OFF)
-    assert diff_vm(a, moved) == [HostChanged(moved, "host-1", "host-2"),
-                                 PowerChanged(moved, PowerState.ON, PowerState.OFF)]
+    assert diff_vm(a, moved) == [
+        HostChanged(moved, "host-1", "host-2"),
+        PowerChanged(moved, PowerState.ON, PowerState.OFF),
+    ]
     rebacked_nic = replace(a.nics[1], backing=NicBacking("network", network="VM Network"))
     changed = replace(a, nics=(rebacked_nic, nic(4002, "3")), name="b")
     assert diff_vm(a, changed) == [

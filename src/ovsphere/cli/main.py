@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ovsphere.cli import check, inventory, prepare, vcenter, watch
+from ovsphere.cli import check, inventory, lab, prepare, vcenter, watch
 from ovsphere.cli.context import CliContext
 from ovsphere.logging import configure_logging
 
@@ -59,6 +59,7 @@ def main(
 
 
 app.add_typer(vcenter.app, name="vcenter")
+app.add_typer(lab.app, name="lab")
 app.command("inventory")(inventory.inventory)
 app.command("prepare")(prepare.prepare)
 app.command("check")(check.check)

@@ -59,30 +59,45 @@ def nic(key: int, port: str | None, pg: Portgroup | None = None, mac: str = "") 
     )
 
 
-def vm(moref: str, name: str, host: str, *nics: Nic, power: PowerState = PowerState.ON,
-       attributes: dict[str, str] | None = None) -> VirtualMachine:
-    return VirtualMachine(moref, name, f"uuid-{moref}", host, power, tuple(nics),
-                          attributes or {})
+def vm(
+    moref: str,
+    name: str,
+    host: str,
+    *nics: Nic,
+    power: PowerState = PowerState.ON,
+    attributes: dict[str, str] | None = None,
+) -> VirtualMachine:
+    return VirtualMachine(moref, name, f"uuid-{moref}", host, power, tuple(nics), attributes or {})
 
 
 def world(hosts: int = 3, vms_per_host: int = 1, pg: Portgroup | None = None) -> Inventory:
     """Hosts h1..hN, an OVS VM ``ovs-hN`` on each (port 1N), VMs on ports 2NM."""
     pg = pg or isolated_pg()
-    host_list = tuple(Host(f"host-{i}", f"esx{i}", "datacenter-1", "cluster-1", "connected",
-                           False) for i in range(1, hosts + 1))
+    host_list = tuple(
+        Host(f"host-{i}", f"esx{i}", "datacenter-1", "cluster-1", "connected", False)
+        for i in range(1, hosts + 1)
+    )
     vms = []
     for i in range(1, hosts + 1):
         vms.append(vm(f"vm-ovs{i}", f"ovs-esx{i}", f"host-{i}", nic(4000, f"1{i}", pg)))
         for j in range(1, vms_per_host + 1):
             vms.append(vm(f"vm-{i}{j}", f"app-{i}-{j}", f"host-{i}", nic(4000, f"2{i}{j}", pg)))
-    switch = Switch("dvs-1", SWITCH_UUID, "dvs", "datacenter-1",
-                    tuple(h.moref for h in host_list), ("dvportgroup-9",), ("uplink1",),
-                    (pg.key,))
+    switch = Switch(
+        "dvs-1",
+        SWITCH_UUID,
+        "dvs",
+        "datacenter-1",
+        tuple(h.moref for h in host_list),
+        ("dvportgroup-9",),
+        ("uplink1",),
+        (pg.key,),
+    )
     return Inventory(hosts=host_list, switches=(switch,), portgroups=(pg,), vms=tuple(vms))
 
 
-def ports_for(inv: Inventory, vlans: dict[str, int] | None = None,
-              trunk: tuple[VlanRange, ...] = FULL_TRUNK) -> list[Port]:
+def ports_for(
+    inv: Inventory, vlans: dict[str, int] | None = None, trunk: tuple[VlanRange, ...] = FULL_TRUNK
+) -> list[Port]:
     """Ports for every NIC in ``inv``: OVS VM ports trunked, VM ports on ``vlans``.
 
     VM ports not in ``vlans`` get VLAN 100 + their index, unblocked.
@@ -97,8 +112,16 @@ def ports_for(inv: Inventory, vlans: dict[str, int] | None = None,
             else:
                 index += 1
                 setting = vm_port((vlans or {}).get(key, 100 + index))
-            ports.append(Port(key, SWITCH_UUID, n.backing.portgroup_key, setting, "1",
-                              Connectee(v.moref, n.key)))
+            ports.append(
+                Port(
+                    key,
+                    SWITCH_UUID,
+                    n.backing.portgroup_key,
+                    setting,
+                    "1",
+                    Connectee(v.moref, n.key),
+                )
+            )
     return ports
 
 

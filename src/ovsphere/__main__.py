@@ -1,0 +1,3 @@
+from ovsphere.cli.main import app
+
+app(prog_name="ovsphere")

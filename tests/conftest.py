@@ -1,0 +1,1 @@
+pytest_plugins = ["ovsphere.testing.vcsim", "ovsphere.testing.vsphere"]
