@@ -9,9 +9,22 @@ import sys
 
 import pytest
 
+from ovsphere.lab.simulator import Simulator, SimulatorOptions
 from ovsphere.testing.vsphere import url_for
 
 pytestmark = pytest.mark.functional
+
+
+@pytest.fixture
+def secret_sim(vcsim_binary, tmp_path):
+    """A simulator whose password is unmistakable in any output."""
+    sim = Simulator.start(
+        SimulatorOptions(password="Zq7-not-to-be-logged"),
+        binary=vcsim_binary,
+        log_path=tmp_path / "vcsim.log",
+    )
+    yield sim
+    sim.stop()
 
 
 def ovsphere(sim, *args, password=None, check=False):
@@ -38,7 +51,8 @@ def ovsphere(sim, *args, password=None, check=False):
     return result
 
 
-def test_prepare_seed_check_inventory(vcsim):
+def test_prepare_seed_check_inventory(secret_sim):
+    vcsim = secret_sim
     secret = vcsim.options.password
     out = [ovsphere(vcsim, "check")]
     assert out[0].returncode == 1 and "FAIL portgroup" in out[0].stdout

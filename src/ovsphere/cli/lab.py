@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from ovsphere.cli.context import cli_context, console, reports_errors
-from ovsphere.errors import PreconditionError
+from ovsphere.errors import NotFoundError, PreconditionError
+from ovsphere.lab import netlink
+from ovsphere.lab.state import LabState
+from ovsphere.lab.topology import load_topology
 from ovsphere.lab.vms import NicSpec, create_vm
+from ovsphere.vsphere.connection import Connection
 from ovsphere.vsphere.inventory import read_inventory
 from ovsphere.vsphere.prepare import choose_switch
 
@@ -46,3 +59,175 @@ def seed(
                 continue
             create_vm(conn, inv, name, host, [NicSpec(pg)])
             console.print(f"created {name} on {host_names[host]}")
+
+
+def _state(name: str) -> LabState:
+    state = LabState(name)
+    if not state.exists:
+        raise NotFoundError(f"no lab named {name!r} is up", fix="run `ovsphere lab up`")
+    return state
+
+
+NameOption = Annotated[str, typer.Option("--name", help="the lab's name (its topology's name)")]
+
+
+@app.command()
+@reports_errors
+def up(
+    topology: Annotated[
+        Path | None, typer.Argument(help="topology YAML (default: built in)")
+    ] = None,
+) -> None:
+    """Build the lab (idempotent); print how long it took and how to reach it."""
+    from ovsphere.lab.up import up as lab_up
+
+    topo = load_topology(topology)
+    report = lab_up(topo, log=lambda line: console.print(f"  {line}", highlight=False))
+    if report.already_up:
+        console.print(f"lab {report.name} is already up ({report.seconds:.1f} s to check)")
+    else:
+        console.print(f"lab {report.name} is up in {report.seconds:.1f} s")
+    console.print(f"  vCenter (simulator): {report.vcenter_url}; state in {report.state_dir}")
+    console.print(
+        f"  ovsphere lab status --name {report.name}; ovsphere lab down --name {report.name}"
+    )
+
+
+@app.command()
+@reports_errors
+def down(name: NameOption = "lab") -> None:
+    """Remove every namespace, process and file the lab made (works after a crash)."""
+    from ovsphere.lab.down import down as lab_down
+
+    state = LabState(name)
+    removed = lab_down(state)
+    console.print(
+        f"lab {name}: removed {len(removed)} things"
+        if removed
+        else f"lab {name}: nothing to remove"
+    )
+
+
+@app.command()
+@reports_errors
+def status(
+    name: NameOption = "lab",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Nodes, processes and how to reach the lab's vCenter and OVN."""
+    from ovsphere.lab.daemons import is_running
+
+    state = _state(name)
+    info = state.record.info
+    data = {
+        "name": name,
+        "complete": info.get("complete", False),
+        "state_dir": str(state.dir),
+        "vcenter": f"https://127.0.0.1:{info.get('vcenter_port')}/sdk",
+        "nb": info.get("nb"),
+        "sb": info.get("sb"),
+        "namespaces": [
+            {"name": ns, "exists": netlink.exists(ns)} for ns in state.record.namespaces
+        ],
+        "processes": [
+            {"name": p.name, "pid": p.pid, "running": is_running(p)} for p in state.record.processes
+        ],
+    }
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(
+        f"lab {name}: {'up' if data['complete'] else 'incomplete'}; "
+        f"vCenter {data['vcenter']}; NB {data['nb']}"
+    )
+    table = Table("process", "pid", "running")
+    for p in data["processes"]:
+        table.add_row(p["name"], str(p["pid"]), "yes" if p["running"] else "[red]no[/]")
+    console.print(table)
+    console.print("namespaces: " + " ".join(n["name"] for n in data["namespaces"]))
+
+
+@app.command(
+    name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+@reports_errors
+def exec_(
+    node: Annotated[str, typer.Argument(help="a node: esx1, ovs-esx1, vm1, kvm1, central ...")],
+    command: Annotated[list[str], typer.Argument(help="the command, after --")],
+    name: NameOption = "lab",
+) -> None:
+    """Run a command inside a node's namespace (with its OVS environment)."""
+    from ovsphere.lab.daemons import NodeDirs
+
+    state = _state(name)
+    ns = f"{name}-{node}"
+    if ns not in state.record.namespaces:
+        nodes = ", ".join(n.removeprefix(f"{name}-") for n in state.record.namespaces)
+        raise NotFoundError(f"lab {name} has no node {node!r}", fix=f"one of: {nodes}")
+    env = NodeDirs(state.dir / node).env() if (state.dir / node).is_dir() else dict(os.environ)
+    os.execvpe("ip", ["ip", "netns", "exec", ns, *command], env)
+
+
+@app.command()
+@reports_errors
+def vmotion(
+    vm: Annotated[str, typer.Argument(help="the VM's name")],
+    host: Annotated[str, typer.Argument(help="the destination ESX host")],
+    name: NameOption = "lab",
+) -> None:
+    """Migrate a VM to another host (MigrateVM_Task); the lab's data plane follows."""
+    from ovsphere.lab.up import endpoint
+    from ovsphere.lab.vmotion import migrate
+
+    state = _state(name)
+    with Connection(endpoint(state), verify_tls=False) as conn:
+        seconds = migrate(conn, vm, host)
+    console.print(f"{vm} is on {host} ({seconds:.2f} s)")
+
+
+@app.command()
+@reports_errors
+def capture(
+    node: Annotated[str, typer.Argument(help="the node")],
+    iface: Annotated[str, typer.Argument(help="interface (default: any)")] = "any",
+    name: NameOption = "lab",
+    count: Annotated[int | None, typer.Option(help="stop after N packets")] = None,
+) -> None:
+    """tcpdump inside a node into a pcap file in the lab's state directory (Ctrl-C stops)."""
+    state = _state(name)
+    out = state.dir / "captures" / f"{node}-{iface}-{int(time.time())}.pcap"
+    out.parent.mkdir(exist_ok=True)
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        f"{name}-{node}",
+        "tcpdump",
+        "-n",
+        "-i",
+        iface,
+        "-w",
+        str(out),
+        *(["-c", str(count)] if count else []),
+    ]
+    console.print(f"capturing into {out}")
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run(argv, check=False)
+
+
+@app.command(hidden=True)
+def agent(name: NameOption = "lab") -> None:
+    """The lab agent (started by `lab up`)."""
+    from ovsphere.lab.agent import Agent
+    from ovsphere.lab.layout import Layout
+    from ovsphere.lab.topology import Topology
+    from ovsphere.lab.up import endpoint
+    from ovsphere.logging import configure_logging
+
+    configure_logging(level=logging.INFO)
+    state = _state(name)
+    topo = Topology.model_validate(state.record.info["topology"])
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    with Connection(endpoint(state), verify_tls=False) as conn:
+        Agent(Layout(topo), state, conn).run(until=lambda: bool(stopping))

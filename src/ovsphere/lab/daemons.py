@@ -127,27 +127,33 @@ def spawn(
     state: LabState | None,
     netns: str | None = None,
     ready: Path | None = None,
+    label: str | None = None,
 ) -> ProcessRecord:
-    """Start a detaching OVS/OVN daemon; record its PID; wait until ``ready`` exists."""
+    """Start a detaching OVS/OVN daemon; record its PID; wait until ``ready`` exists.
+
+    ``label`` names its pidfile and log when one node runs the program twice
+    (the NB and SB ovsdb-servers).
+    """
     dirs.make()
-    pidfile = dirs.run / f"{program}.pid"
+    label = label or program
+    pidfile = dirs.run / f"{label}.pid"
     pidfile.unlink(missing_ok=True)
     argv = [
         require(program),
         *args,
         f"--pidfile={pidfile}",
         "--detach",
-        f"--log-file={dirs.log / (program + '.log')}",
+        f"--log-file={dirs.log / (label + '.log')}",
     ]
     run(argv, netns=netns, dirs=dirs)
-    wait_for(pidfile, f"{name} {program}")
+    wait_for(pidfile, f"{name} {label}")
     record = ProcessRecord(
-        name=f"{name}/{program}", pid=int(pidfile.read_text().strip()), program=program, netns=netns
+        name=f"{name}/{label}", pid=int(pidfile.read_text().strip()), program=program, netns=netns
     )
     if state is not None:
         state.add_process(record)
     if ready is not None:
-        wait_for(ready, f"{name} {program}")
+        wait_for(ready, f"{name} {label}")
     return record
 
 
@@ -215,17 +221,17 @@ def stop(record: ProcessRecord, timeout: float = 5) -> None:
     """Signal a recorded process by PID, if that PID still runs its program."""
     import signal
 
-    if not _is(record):
+    if not is_running(record):
         return
     os.kill(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _is(record):
+    while time.monotonic() < deadline and is_running(record):
         time.sleep(0.02)
-    if _is(record):
+    if is_running(record):
         os.kill(record.pid, signal.SIGKILL)
 
 
-def _is(record: ProcessRecord) -> bool:
+def is_running(record: ProcessRecord) -> bool:
     """True when ``record.pid`` is alive and still the program we started."""
     try:
         comm = Path(f"/proc/{record.pid}/comm").read_text().strip()
@@ -236,3 +242,8 @@ def _is(record: ProcessRecord) -> bool:
         return False
     # /proc/PID/comm holds at most 15 characters of the program name.
     return comm == record.program[:15]
+
+
+def program_of(pid: int) -> str:
+    """The program name the kernel reports for a PID (what :func:`is_running` checks)."""
+    return Path(f"/proc/{pid}/comm").read_text().strip()

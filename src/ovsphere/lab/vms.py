@@ -60,7 +60,7 @@ def create_vm(
         raise NotFoundError(f"no host {host} in the inventory", fix="re-read the inventory")
 
     def run(si: Any) -> str:
-        host_ref = vim.HostSystem(h.moref, si._stub)
+        host_ref: Any = vim.HostSystem(h.moref, si._stub)
         dc = vim.Datacenter(h.datacenter, si._stub)
         datastore = host_ref.datastore[0].name if host_ref.datastore else "datastore"
         config = vim.vm.ConfigSpec(

@@ -54,7 +54,11 @@ class Connection:
 
     def login(self) -> None:
         ep = self.endpoint
-        context = None if self.verify_tls else ssl._create_unverified_context()
+        # Always pass a context: pyVmomi skips verification for loopback
+        # addresses when it has to choose one itself.
+        context = (
+            ssl.create_default_context() if self.verify_tls else ssl._create_unverified_context()
+        )
         try:
             self._si = SmartConnect(
                 host=ep.host,

@@ -63,8 +63,12 @@ def wait_for_tasks(si: Any, tasks: Sequence[Any], action: str, timeout: float = 
     for t in tasks:
         if state[t._moId].get("info.state") == "error":
             err = state[t._moId].get("info.error")
-            fault: BaseException = getattr(err, "fault", None) or VCenterError(
-                f"{action}: a task failed without saying why"
+            # pyVmomi hands a LocalizedMethodFault over as the MethodFault itself.
+            fault: BaseException = (
+                err
+                if isinstance(err, BaseException)
+                else getattr(err, "fault", None)
+                or VCenterError(f"{action}: a task failed without saying why")
             )
             failed = sum(1 for s in state.values() if s.get("info.state") == "error")
             raise _with_count(translate(fault, action), failed, len(tasks))

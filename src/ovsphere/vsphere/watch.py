@@ -44,6 +44,13 @@ EVENT_TYPES = [
     "DvsPortReconfiguredEvent",
 ]
 EVENT_PAGE = 200
+#: faults after which the watcher logs in again instead of giving up
+_RECONNECT = (
+    vim.fault.NotAuthenticated,
+    vmodl.fault.ManagedObjectNotFound,
+    vmodl.fault.HostCommunication,
+    vmodl.fault.SystemError,
+)
 
 
 @dataclass(frozen=True)
@@ -266,22 +273,25 @@ class Watcher:
     # -- the stream -----------------------------------------------------------
     def changes(self, *, until: Callable[[], bool] = lambda: False) -> Iterator[Change]:
         """Yield changes until ``until()`` is true (checked every ``max_wait`` s)."""
+        for batch in self.batches(until=until):
+            yield from batch
+
+    def batches(self, *, until: Callable[[], bool] = lambda: False) -> Iterator[list[Change]]:
+        """Yield the changes of each round trip to vCenter together (maybe none).
+
+        For consumers that act once per burst (a reconciler) rather than per change.
+        """
         delay = self.retry
         while not until():
             try:
+                batch: list[Change] = []
                 if self._collector is None:
-                    yield from self._resync()
+                    batch.extend(self._resync())
                     delay = self.retry
-                yield from self._poll()
+                batch.extend(self._poll())
             except (vmodl.MethodFault, OSError, ConnectionError, OvsphereError) as exc:
-                err = translate(exc, "watch vCenter") if not isinstance(exc, OvsphereError) else exc
-                if isinstance(exc, vmodl.MethodFault) and not isinstance(
-                    exc,
-                    vim.fault.NotAuthenticated
-                    | vmodl.fault.ManagedObjectNotFound
-                    | vmodl.fault.HostCommunication
-                    | vmodl.fault.SystemError,
-                ):
+                err = exc if isinstance(exc, OvsphereError) else translate(exc, "watch vCenter")
+                if isinstance(exc, vmodl.MethodFault) and not isinstance(exc, _RECONNECT):
                     raise err from exc
                 log.warning("vCenter watch interrupted; reconnecting in %.1f s: %s", delay, err)
                 self._collector, self._objects = None, []
@@ -289,6 +299,8 @@ class Watcher:
                 while self._clock() < deadline and not until():
                     time.sleep(min(0.2, delay))
                 delay = min(delay * 2, self.max_retry)
+                continue
+            yield batch
 
     def _resync(self) -> Iterator[Change]:
         first = not self._started

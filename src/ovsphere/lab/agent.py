@@ -1,0 +1,339 @@
+"""The lab agent: makes the emulated hosts follow the simulated vCenter.
+
+A long-running process (``ovsphere lab agent``, started by ``lab up``) that
+watches the simulator through the vSphere layer and, level-driven, on every
+burst of changes:
+
+1. wires each lab VM's vNIC (OVS VMs' trunk vNICs included) to the proxy
+   switch of the host vCenter says the VM is on, as interface ``p<port key>``
+   of that vDS's bridge: a veth from the VM's namespace (``eth<n>``, the
+   vNIC's MAC);
+2. loads every proxy switch's flows from the ports' effective settings
+   (:mod:`ovsphere.lab.vds`), replacing them only when they changed;
+3. moves a VM whose host changed (vMotion): the new link is made before the
+   old one is cut (pre-armed as soon as vCenter announces the migration), the
+   VM's addresses and routes move with it, and a RARP goes out from each MAC,
+   as ESX does at switch-over.
+
+It records what it wired in ``wiring.json`` and its progress in
+``agent.json`` (``lab up`` waits for its first pass).  One thread; errors in
+one pass are logged and retried on the next.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ovsphere.lab import netlink
+from ovsphere.lab.daemons import NodeDirs, ofctl, vsctl
+from ovsphere.lab.layout import Layout
+from ovsphere.lab.rarp import send_rarp
+from ovsphere.lab.state import LabState
+from ovsphere.lab.vds import ProxyPort, Uplink, proxy_switch_flows
+from ovsphere.model import Inventory, Port
+from ovsphere.vsphere.connection import Connection
+from ovsphere.vsphere.inventory import read_inventory
+from ovsphere.vsphere.ports import fetch_ports
+from ovsphere.vsphere.watch import MigrationStarted, Watcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One vNIC's link: VM namespace side and proxy-switch side."""
+
+    vm: str
+    nic_key: int
+    ifname: str  # inside the VM's namespace
+    mac: str
+    host: str
+    switch_index: int
+    port_key: str
+
+
+def _key(w: Wire) -> str:
+    return f"{w.vm}/{w.nic_key}"
+
+
+class Agent:
+    def __init__(self, layout: Layout, state: LabState, conn: Connection) -> None:
+        self.layout = layout
+        self.state = state
+        self.conn = conn
+        self.wiring_path = state.dir / "wiring.json"
+        self.status_path = state.dir / "agent.json"
+        self.wired: dict[str, Wire] = self._load_wiring()
+        self.prearmed: dict[str, Wire] = {}
+        self.flows: dict[tuple[str, int], list[str]] = {}
+        self.generation = 0
+        self._vm_morefs: dict[str, str] = {}
+
+    # -- persistence ----------------------------------------------------------
+    def _load_wiring(self) -> dict[str, Wire]:
+        try:
+            return {k: Wire(**v) for k, v in json.loads(self.wiring_path.read_text()).items()}
+        except FileNotFoundError:
+            return {}
+
+    def _save(self, error: str | None = None) -> None:
+        self.wiring_path.write_text(json.dumps({k: asdict(w) for k, w in self.wired.items()}))
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "generation": self.generation,
+                    "time": time.time(),
+                    "pid": os.getpid(),
+                    "error": error,
+                }
+            )
+        )
+        os.replace(tmp, self.status_path)
+
+    # -- the desired state ----------------------------------------------------
+    def desired(self, inv: Inventory) -> dict[str, Wire]:
+        topo = self.layout.topology
+        lab_vms = set(self.layout.vm_names) | set(self.layout.ovs_vms)
+        hosts = {h.moref: h.name for h in inv.hosts}
+        isolated = {}
+        for i, sw in enumerate(topo.switches):
+            switch = inv.switch_named(sw.name)
+            pg = inv.portgroup_named(switch, sw.portgroup) if switch else None
+            if pg is not None:
+                isolated[(pg.switch_uuid, pg.key)] = i
+        out = {}
+        for vm in inv.vms:
+            host = hosts.get(vm.host or "")
+            if vm.name not in lab_vms or host is None:
+                continue
+            for n, nic in enumerate(vm.nics):
+                b = nic.backing
+                index = isolated.get((b.switch_uuid or "", b.portgroup_key or ""))
+                if index is None or not b.port_key or not nic.connected:
+                    continue
+                w = Wire(vm.name, nic.key, f"eth{n}", nic.mac, host, index, b.port_key)
+                out[_key(w)] = w
+        return out
+
+    # -- wiring ---------------------------------------------------------------
+    def _dirs(self, host: str) -> NodeDirs:
+        return NodeDirs(self.state.dir / host)
+
+    def _plug(self, w: Wire, vm_ifname: str, *, up: bool) -> None:
+        host_ns = self.layout.ns(w.host)
+        port = self.layout.port_ifname(w.port_key)
+        netlink.veth(self.layout.ns(w.vm), vm_ifname, host_ns, port, mac_a=w.mac, up=up)
+        vsctl(
+            self._dirs(w.host),
+            "--may-exist",
+            "add-port",
+            self.layout.bridge(w.switch_index),
+            port,
+            "--",
+            "set",
+            "interface",
+            port,
+            f"external_ids:ovsphere-port={w.port_key}",
+            f"external_ids:ovsphere-vm={w.vm}",
+        )
+
+    def _unplug(self, w: Wire) -> None:
+        vsctl(
+            self._dirs(w.host),
+            "--if-exists",
+            "del-port",
+            self.layout.bridge(w.switch_index),
+            self.layout.port_ifname(w.port_key),
+        )
+        netlink.delete_link(self.layout.ns(w.vm), w.ifname)
+
+    def prearm(self, w: Wire) -> None:
+        """Make the destination link of a migrating vNIC, its VM end down."""
+        spare = f"n{w.ifname}"
+        if netlink.link_exists(self.layout.ns(w.vm), spare):
+            netlink.delete_link(self.layout.ns(w.vm), spare)
+        self._plug(w, spare, up=False)
+        self.prearmed[_key(w)] = w
+
+    def switch_over(self, old: Wire, new: Wire) -> None:
+        """Cut the old link, bring up the new one in its place, announce the MAC."""
+        ns = self.layout.ns(new.vm)
+        if self.prearmed.pop(_key(new), None) != new:
+            self.prearm(new)
+            self.prearmed.pop(_key(new))
+        saved = netlink.addresses(ns, old.ifname) if netlink.link_exists(ns, old.ifname) else []
+        routes = _routes(ns, old.ifname)
+        self._unplug(old)
+        netlink.rename(ns, f"n{new.ifname}", new.ifname)
+        netlink.set_up(ns, new.ifname)
+        for cidr in saved:
+            netlink.add_address(ns, new.ifname, cidr)
+        _restore_routes(ns, new.ifname, routes)
+        send_rarp(ns, new.ifname, new.mac)
+
+    # -- flows ----------------------------------------------------------------
+    def _ofport(self, host: str, ifname: str) -> int | None:
+        out = vsctl(self._dirs(host), "--if-exists", "get", "interface", ifname, "ofport").strip()
+        return int(out) if out.lstrip("-").isdigit() and int(out) > 0 else None
+
+    def load_flows(self, inv: Inventory, ports: dict[str, Port]) -> None:
+        topo = self.layout.topology
+        teaming = {p.key: p.teaming.uplinks for p in inv.portgroups}
+        for i, sw in enumerate(topo.switches):
+            switch = inv.switch_named(sw.name)
+            uplink_name = switch.uplink_names[0] if switch and switch.uplink_names else "uplink1"
+            for host in topo.members(sw):
+                proxy = []
+                for w in self.wired.values():
+                    port = ports.get(w.port_key)
+                    ofport = self._ofport(host, self.layout.port_ifname(w.port_key))
+                    if w.host != host or w.switch_index != i or port is None or ofport is None:
+                        continue
+                    proxy.append(
+                        ProxyPort(
+                            ofport,
+                            w.port_key,
+                            w.mac,
+                            port.setting,
+                            teaming.get(port.portgroup_key or "", ()),
+                        )
+                    )
+                up_port = self._ofport(host, self.layout.uplink_ifname(i))
+                uplinks = [Uplink(up_port, uplink_name)] if up_port else []
+                flows = proxy_switch_flows(proxy, uplinks)
+                if self.flows.get((host, i)) != flows:
+                    bridge = self.layout.bridge(i)
+                    ofctl(
+                        self._dirs(host),
+                        "-O",
+                        "OpenFlow13",
+                        "replace-flows",
+                        f"unix:{self._dirs(host).run / bridge}.mgmt",
+                        "-",
+                        input="\n".join(flows) + "\n",
+                    )
+                    self.flows[(host, i)] = flows
+
+    # -- one pass -------------------------------------------------------------
+    def reconcile(self) -> None:
+        inv = read_inventory(self.conn)
+        ports: dict[str, Port] = {}
+        for sw in self.layout.topology.switches:
+            switch = inv.switch_named(sw.name)
+            if switch is not None:
+                ports.update({p.key: p for p in fetch_ports(self.conn, switch.moref)})
+        want = self.desired(inv)
+        moves = []
+        for key, w in want.items():
+            have = self.wired.get(key)
+            if have is None:
+                self._plug(w, w.ifname, up=True)
+                self.wired[key] = w
+            elif have != w:
+                moves.append((have, w))
+        for key in list(self.wired.keys() - want.keys()):
+            self._unplug(self.wired.pop(key))
+        for old, new in moves:
+            if new.host != old.host and _key(new) not in self.prearmed:
+                self.prearm(new)  # the destination port must exist before its flows
+        for _, new in moves:
+            self.wired[_key(new)] = new
+        # Flows first (the destination port starts forwarding), then the link moves.
+        self.load_flows(inv, ports)
+        for old, new in moves:
+            log.info("moving %s %s: %s -> %s", new.vm, new.ifname, old.host, new.host)
+            self.switch_over(old, new)
+        self.generation += 1
+        self._save()
+
+    def on_migration(self, change: MigrationStarted, inv_hosts: dict[str, str]) -> None:
+        dest = inv_hosts.get(change.dest_host or "")
+        if dest is None:
+            return
+        for w in list(self.wired.values()):
+            vm_moref = self._vm_morefs.get(w.vm)
+            if vm_moref == change.vm and w.host != dest:
+                self.prearm(
+                    Wire(w.vm, w.nic_key, w.ifname, w.mac, dest, w.switch_index, w.port_key)
+                )
+
+    def run(self, until: Callable[[], bool]) -> None:
+        watcher = Watcher(self.conn, max_wait=1)
+        try:
+            for batch in watcher.batches(until=until):
+                try:
+                    if any(isinstance(c, MigrationStarted) for c in batch):
+                        inv = read_inventory(self.conn)
+                        self._vm_morefs = {v.name: v.moref for v in inv.vms}
+                        hosts = {h.moref: h.name for h in inv.hosts}
+                        for c in batch:
+                            if isinstance(c, MigrationStarted):
+                                self.on_migration(c, hosts)
+                    if batch or self.generation == 0:
+                        self.reconcile()
+                except Exception as exc:  # one bad pass must not end the agent; next pass retries
+                    log.exception("lab agent pass failed")
+                    self._save(error=f"{type(exc).__name__}: {exc}")
+        finally:
+            watcher.close()
+
+
+def _routes(ns: str, ifname: str) -> list[dict[str, Any]]:
+    if not netlink.link_exists(ns, ifname):
+        return []
+    with netlink.ns_handle(ns) as ip:
+        idx = ip.link_lookup(ifname=ifname)[0]
+        out = []
+        for r in ip.get_routes(family=2, oif=idx):
+            gateway = r.get_attr("RTA_GATEWAY")
+            if gateway:
+                out.append(
+                    {
+                        "dst": r.get_attr("RTA_DST") or "0.0.0.0",
+                        "dst_len": r["dst_len"],
+                        "gateway": gateway,
+                    }
+                )
+        return out
+
+
+def _restore_routes(ns: str, ifname: str, routes: list[dict[str, Any]]) -> None:
+    with netlink.ns_handle(ns) as ip:
+        idx = ip.link_lookup(ifname=ifname)[0]
+        for r in routes:
+            ip.route("replace", dst=f"{r['dst']}/{r['dst_len']}", gateway=r["gateway"], oif=idx)
+
+
+def wait_for_agent(
+    state_dir: Path,
+    generation: int = 1,
+    timeout: float = 60,
+    alive: Callable[[], bool] = lambda: True,
+) -> dict[str, Any]:
+    """Block until the agent finished pass ``generation``; return its status."""
+    path = state_dir / "agent.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status: dict[str, Any] = json.loads(path.read_text())
+            if status["generation"] >= generation:
+                return status
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        if not alive():
+            break
+        time.sleep(0.05)
+    from ovsphere.errors import SetupError
+
+    raise SetupError(
+        f"the lab agent did not finish its pass {generation} in {timeout:.0f} s",
+        fix=f"read {state_dir / 'agent.log'}",
+    )
