@@ -216,18 +216,32 @@ def capture(
 
 
 @app.command(hidden=True)
-def agent(name: NameOption = "lab") -> None:
-    """The lab agent (started by `lab up`)."""
-    from ovsphere.lab.agent import Agent
+def agent(
+    name: NameOption = "lab",
+    build: Annotated[bool, typer.Option(help="build the lab first")] = False,
+) -> None:
+    """The lab agent: builds the lab (with --build), then keeps it following vCenter."""
+    from ovsphere.lab.agent import Agent, Status, become_subreaper
     from ovsphere.lab.layout import Layout
     from ovsphere.lab.topology import Topology
+    from ovsphere.lab.up import build as build_lab
     from ovsphere.lab.up import endpoint
     from ovsphere.logging import configure_logging
 
     configure_logging(level=logging.INFO)
-    state = _state(name)
-    topo = Topology.model_validate(state.record.info["topology"])
-    stopping = []
+    become_subreaper()
+    stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    state = _state(name)
+    layout = Layout(Topology.model_validate(state.record.info["topology"]))
+    status = Status(state.dir / "agent.json")
+    if build:
+        try:
+            build_lab(layout, state, status.say)
+        except Exception as exc:  # reported to `lab up` through agent.json, then we end
+            logging.getLogger("ovsphere.lab").exception("lab build failed")
+            status.save(0, error=f"{type(exc).__name__}: {exc}")
+            raise typer.Exit(1) from None
+        state = LabState(name)
     with Connection(endpoint(state), verify_tls=False) as conn:
-        Agent(Layout(topo), state, conn).run(until=lambda: bool(stopping))
+        Agent(layout, state, conn, status).run(until=lambda: bool(stopping))

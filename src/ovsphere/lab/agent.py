@@ -22,6 +22,7 @@ one pass are logged and retried on the next.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from ovsphere.vsphere.ports import fetch_ports
 from ovsphere.vsphere.watch import MigrationStarted, Watcher
 
 log = logging.getLogger(__name__)
+PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,44 @@ def _key(w: Wire) -> str:
     return f"{w.vm}/{w.nic_key}"
 
 
+class Status:
+    """``agent.json``: what ``lab up`` follows (progress lines, passes, the last error)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.progress: list[str] = []
+        self.generation = 0
+
+    def say(self, line: str) -> None:
+        self.progress.append(line)
+        self.save(self.generation)
+
+    def save(self, generation: int, error: str | None = None) -> None:
+        self.generation = generation
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "generation": generation,
+                    "time": time.time(),
+                    "pid": os.getpid(),
+                    "error": error,
+                    "progress": self.progress,
+                }
+            )
+        )
+        os.replace(tmp, self.path)
+
+
 class Agent:
-    def __init__(self, layout: Layout, state: LabState, conn: Connection) -> None:
+    def __init__(
+        self, layout: Layout, state: LabState, conn: Connection, status: Status | None = None
+    ) -> None:
         self.layout = layout
         self.state = state
         self.conn = conn
         self.wiring_path = state.dir / "wiring.json"
-        self.status_path = state.dir / "agent.json"
+        self.status = status or Status(state.dir / "agent.json")
         self.wired: dict[str, Wire] = self._load_wiring()
         self.prearmed: dict[str, Wire] = {}
         self.flows: dict[tuple[str, int], list[str]] = {}
@@ -85,18 +118,7 @@ class Agent:
 
     def _save(self, error: str | None = None) -> None:
         self.wiring_path.write_text(json.dumps({k: asdict(w) for k, w in self.wired.items()}))
-        tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "generation": self.generation,
-                    "time": time.time(),
-                    "pid": os.getpid(),
-                    "error": error,
-                }
-            )
-        )
-        os.replace(tmp, self.status_path)
+        self.status.save(self.generation, error)
 
     # -- the desired state ----------------------------------------------------
     def desired(self, inv: Inventory) -> dict[str, Wire]:
@@ -282,8 +304,14 @@ class Agent:
                 except Exception as exc:  # one bad pass must not end the agent; next pass retries
                     log.exception("lab agent pass failed")
                     self._save(error=f"{type(exc).__name__}: {exc}")
+                reap()
         finally:
             watcher.close()
+            # `lab down` ends the daemons just before us: collect them as they go.
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                reap()
+                time.sleep(0.05)
 
 
 def _routes(ns: str, ifname: str) -> list[dict[str, Any]]:
@@ -312,28 +340,19 @@ def _restore_routes(ns: str, ifname: str, routes: list[dict[str, Any]]) -> None:
             ip.route("replace", dst=f"{r['dst']}/{r['dst_len']}", gateway=r["gateway"], oif=idx)
 
 
-def wait_for_agent(
-    state_dir: Path,
-    generation: int = 1,
-    timeout: float = 60,
-    alive: Callable[[], bool] = lambda: True,
-) -> dict[str, Any]:
-    """Block until the agent finished pass ``generation``; return its status."""
-    path = state_dir / "agent.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            status: dict[str, Any] = json.loads(path.read_text())
-            if status["generation"] >= generation:
-                return status
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        if not alive():
-            break
-        time.sleep(0.05)
-    from ovsphere.errors import SetupError
+def become_subreaper() -> None:
+    """Adopt every orphaned descendant (the daemons we detach), so we can reap them."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("cannot become a child subreaper: %s", os.strerror(ctypes.get_errno()))
 
-    raise SetupError(
-        f"the lab agent did not finish its pass {generation} in {timeout:.0f} s",
-        fix=f"read {state_dir / 'agent.log'}",
-    )
+
+def reap() -> None:
+    """Collect every child that has ended (call only while no subprocess is waited for)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return

@@ -1,12 +1,20 @@
 """``ovsphere lab up``: build the emulated datacenter a topology describes.
 
-Order: the simulator and its inventory first (everything else follows
-vCenter), then the fabric and OVN central, the ESX hosts' proxy switches, the
-OVS VMs and KVM hosts, the VMs' namespaces, and last the agent, which wires
-every vNIC from what vCenter says and loads the proxy switches' flows.
-``up`` waits for the agent's first pass, so a returned ``up`` is a working
-lab.  Idempotent: a lab that is up is left as it is; the remains of a failed
-one are removed first.
+The lab lives in one long-running process, the agent (``ovsphere lab agent``),
+which ``up`` starts first and records first (so ``down`` ends it last).  The
+agent makes itself the child subreaper of everything it starts, so the
+daemons it detaches remain its descendants and are reaped when they end,
+instead of lingering as zombies under an init that does not reap.
+
+The agent builds (:func:`build`): the simulator and its inventory first
+(everything else follows vCenter), then the fabric and OVN central, the ESX
+hosts' proxy switches, the OVS VMs and KVM hosts and the VMs' namespaces; then
+it wires every vNIC from what vCenter says and loads the proxy switches' flows
+(:mod:`ovsphere.lab.agent`).  ``up`` prints the agent's progress and returns
+once its first pass is done, so a returned ``up`` is a working lab.
+
+Idempotent: a lab that is up is left as it is; the remains of a failed one are
+removed first.
 """
 
 from __future__ import annotations
@@ -20,13 +28,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
 from ovsphere.config import VCenterEndpoint
 from ovsphere.errors import SetupError
 from ovsphere.lab import nodes
-from ovsphere.lab.agent import wait_for_agent
 from ovsphere.lab.daemons import is_running, program_of
 from ovsphere.lab.down import down
 from ovsphere.lab.layout import Layout
@@ -37,6 +45,7 @@ from ovsphere.lab.vcenter_setup import build_inventory
 from ovsphere.vsphere.connection import Connection
 
 SIM_USER = "ovsphere"
+UP_TIMEOUT = 300
 
 
 @dataclass(frozen=True)
@@ -60,18 +69,19 @@ def endpoint(state: LabState) -> VCenterEndpoint:
 
 
 def healthy(state: LabState) -> bool:
+    procs = state.record.processes
     return (
-        bool(state.record.processes)
-        and all(is_running(p) for p in state.record.processes)
+        bool(procs)
+        and all(is_running(p) for p in procs)
         and state.record.info.get("complete") is True
     )
 
 
 def up(topology: Topology, *, log: Callable[[str], None] = print) -> UpReport:
+    """Start the agent that builds the lab; follow its progress until it is up."""
     start = time.monotonic()
     if os.geteuid() != 0:
         raise SetupError("the lab needs root (network namespaces, veths)", fix="run it as root")
-    layout = Layout(topology)
     state = LabState(topology.name)
     if state.exists:
         if healthy(state):
@@ -86,9 +96,65 @@ def up(topology: Topology, *, log: Callable[[str], None] = print) -> UpReport:
         down(state)
         state = LabState(topology.name)
     state.dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(state.dir, 0o700)  # the state file holds the simulator's password
+    os.chmod(state.dir, 0o700)  # the state file will hold the simulator's password
     state.set_info(topology=json.loads(topology.model_dump_json()), complete=False)
 
+    agent_log = open(state.dir / "agent.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ovsphere", "lab", "agent", "--name", topology.name, "--build"],
+        stdin=subprocess.DEVNULL,
+        stdout=agent_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    agent_log.close()
+    state.add_process(ProcessRecord("lab/agent", proc.pid, program_of(proc.pid)))
+
+    status_path = state.dir / "agent.json"
+    shown = 0
+    deadline = time.monotonic() + UP_TIMEOUT
+    while True:
+        status = _read_status(status_path)
+        for line in status.get("progress", [])[shown:]:
+            log(line)
+            shown += 1
+        if status.get("error"):
+            raise SetupError(
+                f"lab up failed: {status['error']}",
+                fix=f"read {state.dir / 'agent.log'}; `ovsphere lab down --name "
+                f"{topology.name}` removes what was made",
+            )
+        if status.get("generation", 0) >= 1:
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SetupError(
+                f"the lab agent {'ended' if proc.poll() is not None else 'hung'} "
+                "before the lab was up",
+                fix=f"read {state.dir / 'agent.log'}",
+            )
+        time.sleep(0.05)
+    state = LabState(topology.name)
+    state.set_info(complete=True)
+    return UpReport(
+        topology.name,
+        time.monotonic() - start,
+        False,
+        f"https://127.0.0.1:{state.record.info['vcenter_port']}/sdk",
+        state.dir,
+    )
+
+
+def _read_status(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def build(layout: Layout, state: LabState, log: Callable[[str], None]) -> Simulator:
+    """Make every node of the lab (run by the agent, which is their ancestor)."""
+    topology = layout.topology
     log("vCenter: building and starting the simulator")
     binary = build_simulator()
     password = secrets.token_urlsafe(12)
@@ -129,28 +195,5 @@ def up(topology: Topology, *, log: Callable[[str], None] = print) -> UpReport:
             index = layout.transport_nodes.index(k.name)
             mac = guest.mac or f"52:54:00:{index:02x}:00:{i + 1:02x}"
             nodes.kvm_vm(layout, state, k.name, guest.name, mac)
-
-    log("agent: wiring vNICs and loading proxy-switch flows from vCenter")
-    agent_log = open(state.dir / "agent.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ovsphere", "lab", "agent", "--name", topology.name],
-        stdin=subprocess.DEVNULL,
-        stdout=agent_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    agent_log.close()
-    state.add_process(ProcessRecord("lab/agent", proc.pid, program_of(proc.pid)))
-    status = wait_for_agent(state.dir, alive=lambda: proc.poll() is None)
-    if status.get("error"):
-        raise SetupError(
-            f"the lab agent failed: {status['error']}", fix=f"read {state.dir / 'agent.log'}"
-        )
-    state.set_info(complete=True)
-    return UpReport(
-        topology.name,
-        time.monotonic() - start,
-        False,
-        f"https://127.0.0.1:{sim.port}/sdk",
-        state.dir,
-    )
+    log("wiring vNICs and loading proxy-switch flows from vCenter")
+    return sim

@@ -1,10 +1,11 @@
 """A typed stream of the vSphere changes ovsphere reacts to.
 
-Two sources on one PropertyCollector of the watcher's own:
+Three sources on one PropertyCollector of the watcher's own:
 
 - every VirtualMachine's name, host, power state, devices and custom values,
   through a ContainerView, turned into :class:`VmAdded`, :class:`HostChanged`,
   :class:`NicAdded` ... by diffing against the last state seen;
+- every distributed port group's ``config`` (:class:`PortgroupChanged`);
 - an EventHistoryCollector's ``latestPage`` for the events that carry what
   state does not (a migration announced before it happens, a port
   reconfigured), de-duplicated by event key.  (``ReadNextEvents`` misses events
@@ -111,6 +112,14 @@ class PortReconfigured:
 
 
 @dataclass(frozen=True)
+class PortgroupChanged:
+    """A port group was created, reconfigured or removed (its policy, teaming ...)."""
+
+    portgroup: str  # moref
+    kind: str  # "enter", "modify" or "leave"
+
+
+@dataclass(frozen=True)
 class MigrationStarted:
     vm: str
     source_host: str | None
@@ -151,6 +160,7 @@ Change = (
     | NicRemoved
     | NicRebacked
     | VmChanged
+    | PortgroupChanged
     | PortReconfigured
     | MigrationStarted
     | MigrationDone
@@ -244,6 +254,13 @@ class Watcher:
             vim.event.EventFilterSpec(eventTypeId=EVENT_TYPES)
         )
         events.SetCollectorPageSize(EVENT_PAGE)
+        pg_view = content.viewManager.CreateContainerView(
+            content.rootFolder, [vim.dvs.DistributedVirtualPortgroup], True
+        )
+        pc.CreateFilter(
+            container_filter(pg_view, vim.dvs.DistributedVirtualPortgroup, ["config"]),
+            partialUpdates=False,
+        )
         # partialUpdates=False: a changed device list arrives whole, never as a sub-path.
         pc.CreateFilter(container_filter(view, vim.VirtualMachine, VM_PATHS), partialUpdates=False)
         pc.CreateFilter(
@@ -256,7 +273,7 @@ class Watcher:
             partialUpdates=False,
         )
         self._fields = {f.key: f.name for f in content.customFieldsManager.field or ()}
-        self._collector, self._objects, self._version = pc, [view, events], ""
+        self._collector, self._objects, self._version = pc, [view, pg_view, events], ""
 
     def close(self) -> None:
         """Free the collectors on vCenter (the Connection stays open)."""
@@ -319,7 +336,7 @@ class Watcher:
                         props = {c.name: c.val for c in obj.changeSet}
                         if "name" in props:
                             fresh[obj.obj._moId] = vm_from_props(obj.obj._moId, props, self._fields)
-                    else:
+                    elif isinstance(obj.obj, vim.event.EventHistoryCollector):
                         events.extend(self._page(obj))
             if not update.truncated:
                 break
@@ -357,6 +374,8 @@ class Watcher:
             for obj in fs.objectSet:
                 if isinstance(obj.obj, vim.VirtualMachine):
                     yield from self._vm_update(obj)
+                elif isinstance(obj.obj, vim.dvs.DistributedVirtualPortgroup):
+                    yield PortgroupChanged(obj.obj._moId, obj.kind)
                 else:
                     new_events.extend(
                         e for e in self._page(obj) if int(e.key) not in self._seen_events
