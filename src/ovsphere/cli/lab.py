@@ -177,12 +177,14 @@ def vmotion(
 ) -> None:
     """Migrate a VM to another host (MigrateVM_Task); the lab's data plane follows."""
     from ovsphere.lab.up import endpoint
-    from ovsphere.lab.vmotion import migrate
+    from ovsphere.lab.vmotion import migrate, wait_for_move
 
     state = _state(name)
     with Connection(endpoint(state), verify_tls=False) as conn:
         seconds = migrate(conn, vm, host)
-    console.print(f"{vm} is on {host} ({seconds:.2f} s)")
+    follow = wait_for_move(state.dir, vm, host)
+    console.print(f"{vm} is on {host}: vCenter took {seconds:.2f} s, the lab's links followed "
+                  f"{follow:.2f} s later")
 
 
 @app.command()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 from pyVmomi import vim
 
-from ovsphere.errors import NotFoundError
+from ovsphere.errors import NotFoundError, SetupError
 from ovsphere.vsphere.connection import Connection
 from ovsphere.vsphere.inventory import read_inventory
 from ovsphere.vsphere.tasks import wait_for_tasks
@@ -33,3 +35,19 @@ def migrate(conn: Connection, vm_name: str, host_name: str) -> float:
 
     conn.call(f"migrate {vm_name} to {host_name}", run)
     return time.monotonic() - start
+
+
+def wait_for_move(state_dir: Path, vm_name: str, host_name: str, timeout: float = 30) -> float:
+    """Wait until the lab agent has moved every vNIC of the VM to ``host_name``."""
+    start = time.monotonic()
+    path = state_dir / "wiring.json"
+    while time.monotonic() - start < timeout:
+        try:
+            wires = [w for w in json.loads(path.read_text()).values() if w["vm"] == vm_name]
+        except (FileNotFoundError, json.JSONDecodeError):
+            wires = []
+        if wires and all(w["host"] == host_name for w in wires):
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise SetupError(f"the lab did not move {vm_name}'s links to {host_name} in {timeout:.0f} s",
+                     fix=f"read {state_dir / 'agent.log'}")

@@ -1,0 +1,91 @@
+"""lab up / down: idempotence, validation before creation, and down after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ovsphere.lab.daemons import is_running
+from ovsphere.lab.state import LabState, state_root
+from ovsphere.lab.up import up
+from ovsphere.testing.lab import lab_topology
+
+pytestmark = pytest.mark.lab
+
+
+def ovsphere(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "ovsphere", *args], capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def netns_names() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def root_links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+def test_up_again_leaves_a_running_lab_alone(lab):
+    before = [(p.name, p.pid) for p in lab.state.record.processes]
+    report = up(lab_topology(), log=lambda line: None)
+    assert report.already_up
+    assert [(p.name, p.pid) for p in LabState(lab.state.name).record.processes] == before
+
+
+def test_a_bad_topology_is_refused_before_anything_is_made(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nhosts: [esx1]\nswitches:\n  - name: dvs0\nvms:\n"
+                   "  - name: vm1\n    host: esx7\n")
+    result = ovsphere("lab", "up", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:7" in result.stderr and "esx7" in result.stderr
+    assert not (state_root() / "bad").exists()
+    assert not any(ns.startswith("bad-") for ns in netns_names())
+
+
+def test_down_after_a_killed_up_leaves_nothing(tmp_path):
+    topo = tmp_path / "kill.yaml"
+    topo.write_text("name: kill\nhosts: [esx1, esx2]\nswitches: [{name: dvs0}]\n"
+                    "vms: [{name: vm1, host: esx1}, {name: vm2, host: esx2}]\n")
+    links_before = root_links()
+    proc = subprocess.Popen([sys.executable, "-m", "ovsphere", "lab", "up", str(topo)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = state_root() / "kill" / "state.json"
+    deadline = time.monotonic() + 120
+    # Kill it in the middle: once some OVS daemons run, before the lab is complete.
+    while time.monotonic() < deadline:
+        try:
+            record = json.loads(state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            record = {}
+        if sum("ovs-vswitchd" in p["name"] for p in record.get("processes", [])) >= 2:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("lab up made no OVS daemons in 120 s")
+    state = LabState("kill")
+    assert state.record.info.get("complete") is not True
+    proc.kill()
+    for p in state.record.processes:  # the lab's own process too: a crash
+        if p.name == "lab/agent" and is_running(p):
+            os.kill(p.pid, signal.SIGKILL)
+    proc.wait()
+    recorded = LabState("kill").record.processes  # everything the crashed lab had made
+    assert any(is_running(p) for p in recorded)  # orphans, until down
+
+    result = ovsphere("lab", "down", "--name", "kill")
+    assert result.returncode == 0, result.stderr
+    assert not any(ns.startswith("kill-") for ns in netns_names())
+    assert not state.dir.exists()
+    for p in recorded:
+        assert not is_running(p), f"{p.name} ({p.pid}) still runs"
+    assert root_links() <= links_before, root_links() - links_before
