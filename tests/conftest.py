@@ -1,1 +1,6 @@
-pytest_plugins = ["ovsphere.testing.vcsim", "ovsphere.testing.vsphere", "ovsphere.testing.ovs", "ovsphere.testing.lab"]
+pytest_plugins = [
+    "ovsphere.testing.vcsim",
+    "ovsphere.testing.vsphere",
+    "ovsphere.testing.ovs",
+    "ovsphere.testing.lab",
+]

@@ -45,6 +45,27 @@ def test_geneve_ping_and_iperf_across_hosts(lab, net1):
         server.wait()
 
 
+def test_vms_keep_a_1500_mtu_through_the_tunnel(lab, net1):
+    # 1472 bytes of ICMP payload + 28 of headers = a full 1500-byte frame, not fragmented.
+    result = lab.run(
+        "vm1",
+        "ping",
+        "-n",
+        "-q",
+        "-M",
+        "do",
+        "-s",
+        "1472",
+        "-c",
+        "3",
+        "-W",
+        "1",
+        "10.1.0.2",
+        check=False,
+    )
+    assert " 3 received" in result.stdout, result.stdout + result.stderr
+
+
 def test_another_network_cannot_reach_them(lab, net1):
     lab.bind("vm5", "net2", 105, "10.1.0.5/24")  # same subnet, other logical switch
     wait_for_no_ping(lab, "vm1", "10.1.0.5")

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.lab
 
 
 def ovsphere(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "ovsphere", *args], capture_output=True,
-                          text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "ovsphere", *args], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def netns_names() -> set[str]:
@@ -43,8 +44,9 @@ def test_up_again_leaves_a_running_lab_alone(lab):
 
 def test_a_bad_topology_is_refused_before_anything_is_made(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\nhosts: [esx1]\nswitches:\n  - name: dvs0\nvms:\n"
-                   "  - name: vm1\n    host: esx7\n")
+    bad.write_text(
+        "name: bad\nhosts: [esx1]\nswitches:\n  - name: dvs0\nvms:\n  - name: vm1\n    host: esx7\n"
+    )
     result = ovsphere("lab", "up", str(bad))
     assert result.returncode == 2
     assert f"{bad}:7" in result.stderr and "esx7" in result.stderr
@@ -54,11 +56,16 @@ def test_a_bad_topology_is_refused_before_anything_is_made(tmp_path):
 
 def test_down_after_a_killed_up_leaves_nothing(tmp_path):
     topo = tmp_path / "kill.yaml"
-    topo.write_text("name: kill\nhosts: [esx1, esx2]\nswitches: [{name: dvs0}]\n"
-                    "vms: [{name: vm1, host: esx1}, {name: vm2, host: esx2}]\n")
+    topo.write_text(
+        "name: kill\nhosts: [esx1, esx2]\nswitches: [{name: dvs0}]\n"
+        "vms: [{name: vm1, host: esx1}, {name: vm2, host: esx2}]\n"
+    )
     links_before = root_links()
-    proc = subprocess.Popen([sys.executable, "-m", "ovsphere", "lab", "up", str(topo)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ovsphere", "lab", "up", str(topo)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state_file = state_root() / "kill" / "state.json"
     deadline = time.monotonic() + 120
     # Kill it in the middle: once some OVS daemons run, before the lab is complete.

@@ -27,9 +27,24 @@ def port(lab, vm_name):
 def plug_kvm_vm(lab, vm, tap, network, ip):
     mac = lab.run(vm, "cat", "/sys/class/net/eth0/address").stdout.strip()
     lab.configure_transport("kvm1")
-    lab.nbctl("--may-exist", "ls-add", network, "--", "--may-exist", "lsp-add", network, vm,
-              "--", "lsp-set-addresses", vm, f"{mac} {ip.split('/')[0]}",
-              "--", "lsp-set-options", vm, "requested-chassis=kvm1")
+    lab.nbctl(
+        "--may-exist",
+        "ls-add",
+        network,
+        "--",
+        "--may-exist",
+        "lsp-add",
+        network,
+        vm,
+        "--",
+        "lsp-set-addresses",
+        vm,
+        f"{mac} {ip.split('/')[0]}",
+        "--",
+        "lsp-set-options",
+        vm,
+        "requested-chassis=kvm1",
+    )
     lab.run("kvm1", "ovs-vsctl", "set", "interface", tap, f"external_ids:iface-id={vm}")
     lab.run(vm, "ip", "addr", "replace", ip, "dev", "eth0")
 
@@ -41,8 +56,12 @@ def test_vmotion_keeps_dvport_and_vlan_and_the_data_plane_follows(lab):
     host, before = port(lab, "vm6")
     assert host == "esx3"
 
-    result = subprocess.run([sys.executable, "-m", "ovsphere", "lab", "vmotion", "vm6", "esx1",
-                             "--name", TEST_LAB], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "ovsphere", "lab", "vmotion", "vm6", "esx1", "--name", TEST_LAB],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
     host, after = port(lab, "vm6")
