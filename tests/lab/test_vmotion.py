@@ -70,8 +70,8 @@ def test_vmotion_keeps_dvport_and_vlan_and_the_data_plane_follows(lab):
     assert after.connectee.vm == before.connectee.vm
     # The VM's link now ends on esx1's proxy switch, on the same dvPort.
     ports = lab.run("esx1", "ovs-vsctl", "list-ports", "vds0").stdout.split()
-    assert f"p{after.key}" in ports
-    assert f"p{after.key}" not in lab.run("esx3", "ovs-vsctl", "list-ports", "vds0").stdout
+    assert f"p0-{after.key}" in ports
+    assert f"p0-{after.key}" not in lab.run("esx3", "ovs-vsctl", "list-ports", "vds0").stdout
     # The test re-pins the OVN port (the manager's job): traffic flows from esx1.
     lab.pin(b6.logical_port, 206, "esx1", mac=b6.mac, previous="esx3")
     wait_for_ping(lab, "vm6", "10.3.0.2")

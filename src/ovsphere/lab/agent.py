@@ -151,7 +151,7 @@ class Agent:
 
     def _plug(self, w: Wire, vm_ifname: str, *, up: bool) -> None:
         host_ns = self.layout.ns(w.host)
-        port = self.layout.port_ifname(w.port_key)
+        port = self.layout.port_ifname(w.switch_index, w.port_key)
         netlink.veth(self.layout.ns(w.vm), vm_ifname, host_ns, port, mac_a=w.mac, up=up)
         vsctl(
             self._dirs(w.host),
@@ -173,7 +173,7 @@ class Agent:
             "--if-exists",
             "del-port",
             self.layout.bridge(w.switch_index),
-            self.layout.port_ifname(w.port_key),
+            self.layout.port_ifname(w.switch_index, w.port_key),
         )
         netlink.delete_link(self.layout.ns(w.vm), w.ifname)
 
@@ -206,7 +206,7 @@ class Agent:
         out = vsctl(self._dirs(host), "--if-exists", "get", "interface", ifname, "ofport").strip()
         return int(out) if out.lstrip("-").isdigit() and int(out) > 0 else None
 
-    def load_flows(self, inv: Inventory, ports: dict[str, Port]) -> None:
+    def load_flows(self, inv: Inventory, ports: dict[tuple[int, str], Port]) -> None:
         topo = self.layout.topology
         teaming = {p.key: p.teaming.uplinks for p in inv.portgroups}
         for i, sw in enumerate(topo.switches):
@@ -215,8 +215,8 @@ class Agent:
             for host in topo.members(sw):
                 proxy = []
                 for w in self.wired.values():
-                    port = ports.get(w.port_key)
-                    ofport = self._ofport(host, self.layout.port_ifname(w.port_key))
+                    port = ports.get((w.switch_index, w.port_key))
+                    ofport = self._ofport(host, self.layout.port_ifname(w.switch_index, w.port_key))
                     if w.host != host or w.switch_index != i or port is None or ofport is None:
                         continue
                     proxy.append(
@@ -247,11 +247,11 @@ class Agent:
     # -- one pass -------------------------------------------------------------
     def reconcile(self) -> None:
         inv = read_inventory(self.conn)
-        ports: dict[str, Port] = {}
-        for sw in self.layout.topology.switches:
+        ports: dict[tuple[int, str], Port] = {}
+        for i, sw in enumerate(self.layout.topology.switches):
             switch = inv.switch_named(sw.name)
             if switch is not None:
-                ports.update({p.key: p for p in fetch_ports(self.conn, switch.moref)})
+                ports.update({(i, p.key): p for p in fetch_ports(self.conn, switch.moref)})
         want = self.desired(inv)
         moves = []
         for key, w in want.items():

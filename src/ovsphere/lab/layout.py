@@ -102,9 +102,12 @@ class Layout:
         return ",".join(f"tcp:{self.central_ip(i)}:{SB_PORT}" for i in range(self.central_members))
 
     @staticmethod
-    def port_ifname(port_key: str) -> str:
-        """A dvPort's interface on its host's proxy switch (at most 15 characters)."""
-        return f"p{port_key}"[:15]
+    def port_ifname(switch_index: int, port_key: str) -> str:
+        """A dvPort's interface on its host (port keys are unique per vDS only)."""
+        name = f"p{switch_index}-{port_key}"
+        if len(name) > 15:
+            raise ValueError(f"port key {port_key!r} is too long for an interface name")
+        return name
 
     @staticmethod
     def bridge(switch_index: int) -> str:

@@ -16,6 +16,17 @@ from ovsphere.lab.state import LabState, ProcessRecord
 
 
 @dataclass(frozen=True)
+class SslFiles:
+    private_key: Path
+    certificate: Path
+    ca_cert: Path
+
+    def options(self) -> list[str]:
+        return [f"--private-key={self.private_key}", f"--certificate={self.certificate}",
+                f"--ca-cert={self.ca_cert}"]
+
+
+@dataclass(frozen=True)
 class Member:
     """One OVN central member: where it runs and listens."""
 
@@ -26,6 +37,9 @@ class Member:
     raft_nb_port: int
     raft_sb_port: int
     netns: str | None = None
+    ssl: SslFiles | None = None  # when set, NB and SB also listen with TLS
+    nb_ssl_port: int = 0
+    sb_ssl_port: int = 0
 
     @property
     def nb_sock(self) -> Path:
@@ -90,8 +104,11 @@ def start_central(central: Central, *, state: LabState | None = None) -> list[Pr
     procs = []
     for m in central.members:
         m.dirs.make()
-        for kind, sock, port in (("nb", m.nb_sock, m.nb_port), ("sb", m.sb_sock, m.sb_port)):
+        listeners = (("nb", m.nb_sock, m.nb_port, m.nb_ssl_port),
+                     ("sb", m.sb_sock, m.sb_port, m.sb_ssl_port))
+        for kind, sock, port, ssl_port in listeners:
             db = _create_db(m, first, clustered, kind)
+            tls = [*m.ssl.options(), f"--remote=pssl:{ssl_port}:{m.ip}"] if m.ssl else []
             procs.append(
                 spawn(
                     f"central{central.members.index(m)}",
@@ -100,6 +117,7 @@ def start_central(central: Central, *, state: LabState | None = None) -> list[Pr
                         str(db),
                         f"--remote=punix:{sock}",
                         f"--remote=ptcp:{port}:{m.ip}",
+                        *tls,
                         f"--unixctl={m.dirs.run / (kind + '.ctl')}",
                     ],
                     dirs=m.dirs,

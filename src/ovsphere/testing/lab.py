@@ -44,9 +44,9 @@ def lab() -> Iterator[LabControl]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
-    if report.when == "call" and report.failed and "lab" in item.fixturenames:
+    if report.when == "call" and report.failed and "lab" in getattr(item, "fixturenames", ()):
         keep_logs(item.name)
 
 
