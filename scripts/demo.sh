@@ -1,33 +1,22 @@
 #!/usr/bin/env bash
-# The main job, end to end on one machine (as root): install, start the
-# extended vCenter simulator, prepare the isolated port group, deploy one OVS
-# VM per host and two VMs onto it, prepare again (shapes their ports), run the
-# preflight check and show the inventory. The simulator stops at the end.
+# The main job, end to end on one machine (as root): install what is needed,
+# bring up the lab (an emulated vSphere datacenter: the extended vCenter
+# simulator, 3 ESX hosts with their vDS proxy switches, one OVS VM per host,
+# OVN central, a KVM host), run ovsphere's preflight against its vCenter,
+# then put two VMs on different hosts on one OVN network and ping across.
+# The lab stays up at the end; the last lines say how to reach it and how to
+# take it down. Running it again is harmless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s%N)
 bash scripts/install.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')
-log=$(mktemp /tmp/ovsphere-demo-sim.XXXXXX.log)
-OVSPHERE_SIM_PASSWORD=$password ovsphere vcenter sim --port "$port" --hosts 3 --vms 1 >"$log" 2>&1 &
-sim=$!
-trap 'kill "$sim" 2>/dev/null; wait "$sim" 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-  grep -q "vCenter simulator at" "$log" && break
-  kill -0 "$sim" 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.1
-done
-grep -q "vCenter simulator at" "$log" || { echo "the simulator did not start:"; cat "$log"; exit 1; }
-export OVSPHERE_VCENTER="https://ovsphere:$password@127.0.0.1:$port/sdk" OVSPHERE_INSECURE=1 OVSPHERE_DVS=DVS0
-
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-step ovsphere prepare
-step ovsphere lab seed --vms 2
-step ovsphere prepare
-step ovsphere check
-step ovsphere inventory
+step ovsphere lab up
+step ovsphere --lab lab prepare
+step ovsphere --lab lab check
+step ovsphere --lab lab inventory
+step ovsphere lab demo
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-printf '\nThe demo took %d.%03d s. The simulator (pid %s) stops now.\n' $((ms / 1000)) $((ms % 1000)) "$sim"
+printf '\nThe demo took %d.%03d s.\n' $((ms / 1000)) $((ms % 1000))

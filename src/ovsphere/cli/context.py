@@ -35,11 +35,15 @@ err_console = Console(stderr=True)
 class CliContext:
     flags: dict[str, Any] = field(default_factory=dict)
     config_file: Path | None = None
+    lab: str | None = None  # take vCenter (and the vDS) from this running lab
     _settings: Settings | None = None
 
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.flags, config_file=self.config_file)
+            flags = dict(self.flags)
+            if self.lab:
+                flags = {**lab_flags(self.lab), **{k: v for k, v in flags.items() if v}}
+            self._settings = load_settings(flags, config_file=self.config_file)
             vc = self._settings.vcenter
             configure_logging(secrets=[vc.password.get_secret_value()] if vc else [])
         return self._settings
@@ -81,3 +85,17 @@ def cli_context(ctx: typer.Context) -> CliContext:
         obj = CliContext()
         ctx.obj = obj
     return obj
+
+
+def lab_flags(name: str) -> dict[str, Any]:
+    """Settings that point at a running lab's vCenter, vDS and isolated port group."""
+    from ovsphere.errors import NotFoundError
+    from ovsphere.lab.state import LabState
+    from ovsphere.lab.up import endpoint
+
+    state = LabState(name)
+    if not state.exists or "vcenter_port" not in state.record.info:
+        raise NotFoundError(f"no lab named {name!r} is up", fix="run `ovsphere lab up`")
+    first = state.record.info["topology"]["switches"][0]
+    return {"vcenter": endpoint(state), "insecure": True, "dvs": first["name"],
+            "portgroup": first.get("portgroup") or "ovsphere-isolated"}

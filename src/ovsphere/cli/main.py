@@ -47,6 +47,11 @@ def main(
     portgroup: Annotated[
         str | None, typer.Option(help="the isolated port group's name (or OVSPHERE_PORTGROUP)")
     ] = None,
+    lab: Annotated[
+        str | None,
+        typer.Option("--lab", help="use a running lab's vCenter (ovsphere lab up)",
+                     show_default=False),
+    ] = None,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="more logging")] = 0,
     log_json: Annotated[bool, typer.Option(help="log one JSON object a line")] = False,
 ) -> None:
@@ -55,6 +60,7 @@ def main(
     ctx.obj = CliContext(
         flags={"vcenter": vcenter_url, "insecure": insecure, "dvs": dvs, "portgroup": portgroup},
         config_file=config,
+        lab=lab,
     )
 
 
