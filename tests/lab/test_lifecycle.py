@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,25 @@ def test_down_after_a_killed_up_leaves_nothing(tmp_path):
     for p in recorded:
         assert not is_running(p), f"{p.name} ({p.pid}) still runs"
     assert root_links() <= links_before, root_links() - links_before
+
+
+def test_a_clustered_ovn_central_lab_carries_traffic(tmp_path):
+    from ovsphere.lab.down import down as lab_down
+    from ovsphere.lab.manual import LabControl
+    from ovsphere.lab.topology import load_topology
+    from ovsphere.testing.lab import wait_for_ping
+
+    topo = load_topology(Path(__file__).parents[2] / "examples" / "clustered.yaml")
+    try:
+        up(topo, log=lambda line: None)
+        lab = LabControl(topo.name)
+        assert len(lab.layout.namespaces) > 0 and lab.layout.central_members == 3
+        status = lab.run("central", "ovn-appctl", "-t",
+                         str(lab.state.dir / "central0" / "run" / "nb.ctl"), "cluster/status",
+                         "OVN_Northbound").stdout
+        assert status.count("tcp:10.78.0.") >= 3
+        lab.bind("vm1", "ha", 101, "10.4.0.1/24")
+        lab.bind("vm2", "ha", 102, "10.4.0.2/24")
+        wait_for_ping(lab, "vm1", "10.4.0.2")
+    finally:
+        lab_down(LabState(topo.name))
