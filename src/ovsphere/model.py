@@ -256,3 +256,42 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_jsonable(v) for k, v in value.items()}
     return value
+
+
+@dataclass(frozen=True)
+class Network:
+    """An ovsphere network: an OVN logical switch (and its DHCP options)."""
+
+    name: str
+    cidr: str | None = None
+    vni: int | None = None
+    transport: str = "geneve"  # geneve | vxlan | vlan:PHYSNET:ID
+    uuid: str = ""
+    dhcp: str | None = None  # DHCP_Options uuid
+
+    @property
+    def physnet(self) -> tuple[str, int] | None:
+        if not self.transport.startswith("vlan:"):
+            return None
+        _, physnet, tag = self.transport.split(":")
+        return physnet, int(tag)
+
+
+@dataclass(frozen=True)
+class LogicalPort:
+    """A VM NIC's OVN logical switch port, with the VLAN it holds on its vDS."""
+
+    name: str
+    network: str
+    mac: str
+    vds: str  # vDS uuid
+    vlan: int
+    vm: str  # instance UUID
+    nic: int  # device key
+    vm_name: str = ""
+    ip: str | None = None  # fixed address; None: OVN's dynamic address (DHCP)
+    requested_chassis: tuple[str, ...] = ()
+    activation: str | None = None  # "rarp" while a migration is armed
+    intent: str = "command"  # "command" or "attribute"
+    up: bool | None = None
+    dynamic_ip: str | None = None  # what OVN assigned, when dynamic

@@ -1,0 +1,1 @@
+"""The OVN northbound side of ovsphere: networks, ports, the VLAN ledger (ovsdbapp)."""
