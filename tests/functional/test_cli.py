@@ -90,3 +90,35 @@ def test_bad_password_and_bad_setting_give_clear_errors(vcsim):
         timeout=60,
     )
     assert r.returncode == 2 and "OVSPHERE_VCENTER" in r.stderr
+
+
+def test_vcenter_sim_runs_in_the_foreground_until_sigterm(vcsim_binary):
+    import signal
+    import time
+
+    env = dict(os.environ, OVSPHERE_SIM_PASSWORD="Zq7-sim-secret", COLUMNS="200")
+    proc = subprocess.Popen([sys.executable, "-m", "ovsphere", "vcenter", "sim", "--port", "0",
+                             "--hosts", "2", "--vms", "1", "--precopy", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while "vCenter simulator at" not in line:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            line = proc.stdout.readline()
+        url = line.split(" at ")[1].split()[0]
+        assert url.startswith("https://127.0.0.1:") and url.endswith("/sdk")
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        from pyVim.connect import Disconnect, SmartConnect
+
+        si = SmartConnect(host="127.0.0.1", port=port, user="ovsphere", pwd="Zq7-sim-secret",
+                          disableSslCertValidation=True)
+        Disconnect(si)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Zq7-sim-secret" not in line + out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
