@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -26,6 +27,14 @@ def nb(ovn_central):
 def nbctl(central, *args):
     return subprocess.run(["ovn-nbctl", f"--db={central.nb_unix}", *args], capture_output=True,
                           text=True, check=True).stdout
+
+
+def wait_until(condition, timeout=10.0):
+    """Our IDL replica catches up with a write made by another client."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the NB replica did not catch up"
+        time.sleep(0.01)
 
 
 def lport(vm, nic, vlan, network="web", ip=None):
@@ -52,6 +61,8 @@ def test_networks_are_created_listed_and_deleted(nb, ovn_central):
 
 def test_foreign_switches_are_never_adopted_or_deleted(nb, ovn_central):
     nbctl(ovn_central, "ls-add", "neutron-net")
+    wait_until(lambda: any(r.name == "neutron-net"
+                           for r in nb.api.tables["Logical_Switch"].rows.values()))
     with pytest.raises(ConflictError, match="does not own"):
         create_network(nb, Network("neutron-net"))
     with pytest.raises(NotFoundError):

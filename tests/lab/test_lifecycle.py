@@ -15,7 +15,7 @@ import pytest
 from ovsphere.lab.daemons import is_running
 from ovsphere.lab.state import LabState, state_root
 from ovsphere.lab.up import up
-from ovsphere.testing.lab import lab_topology
+from ovsphere.testing.lab import lab_topology, unique_name
 
 pytestmark = pytest.mark.lab
 
@@ -56,9 +56,10 @@ def test_a_bad_topology_is_refused_before_anything_is_made(tmp_path):
 
 
 def test_down_after_a_killed_up_leaves_nothing(tmp_path):
+    name = unique_name("k")
     topo = tmp_path / "kill.yaml"
     topo.write_text(
-        "name: kill\nhosts: [esx1, esx2]\nswitches: [{name: dvs0}]\n"
+        f"name: {name}\nhosts: [esx1, esx2]\nswitches: [{{name: dvs0}}]\n"
         "vms: [{name: vm1, host: esx1}, {name: vm2, host: esx2}]\n"
     )
     links_before = root_links()
@@ -67,7 +68,7 @@ def test_down_after_a_killed_up_leaves_nothing(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state_file = state_root() / "kill" / "state.json"
+    state_file = state_root() / name / "state.json"
     deadline = time.monotonic() + 120
     # Kill it in the middle: once some OVS daemons run, before the lab is complete.
     while time.monotonic() < deadline:
@@ -80,19 +81,19 @@ def test_down_after_a_killed_up_leaves_nothing(tmp_path):
         time.sleep(0.02)
     else:
         pytest.fail("lab up made no OVS daemons in 120 s")
-    state = LabState("kill")
+    state = LabState(name)
     assert state.record.info.get("complete") is not True
     proc.kill()
     for p in state.record.processes:  # the lab's own process too: a crash
         if p.name == "lab/agent" and is_running(p):
             os.kill(p.pid, signal.SIGKILL)
     proc.wait()
-    recorded = LabState("kill").record.processes  # everything the crashed lab had made
+    recorded = LabState(name).record.processes  # everything the crashed lab had made
     assert any(is_running(p) for p in recorded)  # orphans, until down
 
-    result = ovsphere("lab", "down", "--name", "kill")
+    result = ovsphere("lab", "down", "--name", name)
     assert result.returncode == 0, result.stderr
-    assert not any(ns.startswith("kill-") for ns in netns_names())
+    assert not any(ns.startswith(f"{name}-") for ns in netns_names())
     assert not state.dir.exists()
     for p in recorded:
         assert not is_running(p), f"{p.name} ({p.pid}) still runs"
@@ -105,7 +106,8 @@ def test_a_clustered_ovn_central_lab_carries_traffic(tmp_path):
     from ovsphere.lab.topology import load_topology
     from ovsphere.testing.lab import wait_for_ping
 
-    topo = load_topology(Path(__file__).parents[2] / "examples" / "clustered.yaml")
+    clustered = load_topology(Path(__file__).parents[2] / "examples" / "clustered.yaml")
+    topo = clustered.model_copy(update={"name": unique_name("c")})
     try:
         up(topo, log=lambda line: None)
         lab = LabControl(topo.name)

@@ -11,15 +11,19 @@ them (a Raft cluster; the client follows the leader).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ovs import stream
+from ovsdbapp import exceptions
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.ovn_northbound.impl_idl import OvnNbApiIdlImpl
 
-from ovsphere.errors import OvsphereError
+from ovsphere.errors import ConflictError, OvsphereError
 
 
 class OvnError(OvsphereError):
@@ -27,6 +31,12 @@ class OvnError(OvsphereError):
 
 
 class OvnUnreachable(OvnError):
+    temporary = True
+
+
+class NotActive(OvnError):
+    """This manager does not hold the NB lock: its writes are refused."""
+
     temporary = True
 
 
@@ -74,6 +84,32 @@ class NbClient:
         # Neutron wants it); a class of our own per client lets several coexist.
         api_class = type("NbApi", (OvnNbApiIdlImpl,), {"_ovsdb_connection": None})
         self.api = api_class(self.connection)
+
+    @contextmanager
+    def transaction(self, action: str) -> Iterator[Any]:
+        """An ovsdbapp transaction whose failures become ovsphere errors naming ``action``."""
+        try:
+            with self.api.transaction(check_error=True) as txn:
+                yield txn
+        except OvsphereError:
+            raise
+        except exceptions.TimeoutException as exc:
+            raise OvnUnreachable(
+                f"{action}: the OVN NB did not answer in time",
+                fix=f"check ovsdb-server at {self.remote}",
+            ) from exc
+        except RuntimeError as exc:  # ovsdbapp's commands and commit report errors so
+            message = str(exc)
+            if "NOT_LOCKED" in message or "database lock" in message:
+                raise NotActive(
+                    f"{action}: another manager holds the NB lock",
+                    fix="this manager stands by until the active one stops",
+                ) from exc
+            if "exists" in message:
+                raise ConflictError(
+                    f"{action}: {message}", fix="another writer got there first; re-read"
+                ) from exc
+            raise OvnError(f"{action}: {message}") from exc
 
     @property
     def has_lock(self) -> bool:

@@ -91,20 +91,32 @@ def create_network(client: NbClient, net: Network, *, transport_mtu: int = 1600)
         other["subnet"] = str(cidr)
         other["exclude_ips"] = str(server)
     api = client.api
-    with api.transaction(check_error=True) as txn:
+    with client.transaction(f"create network {net.name}") as txn:
         txn.add(api.ls_add(net.name, may_exist=False, external_ids=ids, other_config=other))
         if net.cidr:
             dhcp = txn.add(api.dhcp_options_add(net.cidr, **ids))
-            txn.add(api.dhcp_options_set_options(
-                dhcp, lease_time="3600", server_id=str(server), server_mac=server_mac(net.name),
-                mtu=str(dhcp_mtu(net.transport, transport_mtu)),
-            ))
+            txn.add(
+                api.dhcp_options_set_options(
+                    dhcp,
+                    lease_time="3600",
+                    server_id=str(server),
+                    server_mac=server_mac(net.name),
+                    mtu=str(dhcp_mtu(net.transport, transport_mtu)),
+                )
+            )
         physnet = net.physnet
         if physnet is not None:
             ln = f"ln-{net.name}"
-            txn.add(api.lsp_add(net.name, ln, type="localnet", addresses=["unknown"],
-                                options={"network_name": physnet[0]},
-                                external_ids=owners.mark(**{owners.LOCALNET: net.name})))
+            txn.add(
+                api.lsp_add(
+                    net.name,
+                    ln,
+                    type="localnet",
+                    addresses=["unknown"],
+                    options={"network_name": physnet[0]},
+                    external_ids=owners.mark(**{owners.LOCALNET: net.name}),
+                )
+            )
             # ovsdbapp's tag argument is for nested ports; a localnet port's VLAN is a column.
             txn.add(api.db_set("Logical_Switch_Port", ln, ("tag", physnet[1])))
     return next(n for n in read_networks(client) if n.name == net.name)
@@ -129,7 +141,7 @@ def delete_network(client: NbClient, name: str, *, force: bool = False) -> list[
             fix="detach them first, or pass --force to delete them with the network",
         )
     api = client.api
-    with api.transaction(check_error=True) as txn:
+    with client.transaction(f"delete network {name}") as txn:
         txn.add(api.ls_del(name))
         for r in client.api.tables["DHCP_Options"].rows.values():
             if owners.owned(dict(r.external_ids)) and r.external_ids.get(owners.NETWORK) == name:

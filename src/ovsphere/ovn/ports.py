@@ -111,7 +111,7 @@ def write_ports(
 ) -> None:
     """Add and delete ports in one transaction, checked against the ledger generations."""
     api = client.api
-    with api.transaction(check_error=True) as txn:
+    with client.transaction(f"write {len(add)} ports, delete {len(delete)}") as txn:
         for vds, gen in sorted(generations.items()):
             txn.add(_CheckLedger(api, vds, gen))
         for name in delete:
@@ -119,13 +119,25 @@ def write_ports(
         for p in add:
             addresses = f"{p.mac} {p.ip}" if p.ip else f"{p.mac} dynamic"
             security = f"{p.mac} {p.ip}" if p.ip else p.mac
-            ids = owners.mark(**{owners.VDS: p.vds, owners.VLAN: str(p.vlan), owners.VM: p.vm,
-                                 owners.NIC: str(p.nic), owners.VM_NAME: p.vm_name,
-                                 owners.INTENT: p.intent})
-            options = {"requested-chassis": ",".join(p.requested_chassis)} \
-                if p.requested_chassis else {}
-            columns: dict[str, Any] = {"addresses": [addresses], "port_security": [security],
-                                       "external_ids": ids, "options": options}
+            ids = owners.mark(
+                **{
+                    owners.VDS: p.vds,
+                    owners.VLAN: str(p.vlan),
+                    owners.VM: p.vm,
+                    owners.NIC: str(p.nic),
+                    owners.VM_NAME: p.vm_name,
+                    owners.INTENT: p.intent,
+                }
+            )
+            options = (
+                {"requested-chassis": ",".join(p.requested_chassis)} if p.requested_chassis else {}
+            )
+            columns: dict[str, Any] = {
+                "addresses": [addresses],
+                "port_security": [security],
+                "external_ids": ids,
+                "options": options,
+            }
             if dhcp and p.network in dhcp:
                 columns["dhcpv4_options"] = dhcp[p.network]
             txn.add(api.lsp_add(p.network, p.name, may_exist=True, **columns))
@@ -136,12 +148,21 @@ def set_chassis(
 ) -> None:
     """Pin a port to one chassis (or to source and destination during a migration)."""
     api = client.api
-    with api.transaction(check_error=True) as txn:
-        txn.add(api.db_set("Logical_Switch_Port", name,
-                           ("options", {"requested-chassis": ",".join(chassis)})))
+    with client.transaction(f"pin port {name} to {','.join(chassis)}") as txn:
+        txn.add(
+            api.db_set(
+                "Logical_Switch_Port", name, ("options", {"requested-chassis": ",".join(chassis)})
+            )
+        )
         if activation:
-            txn.add(api.db_set("Logical_Switch_Port", name,
-                               ("options", {"activation-strategy": activation})))
+            txn.add(
+                api.db_set(
+                    "Logical_Switch_Port", name, ("options", {"activation-strategy": activation})
+                )
+            )
         else:
-            txn.add(api.db_remove("Logical_Switch_Port", name, "options", "activation-strategy",
-                                  if_exists=True))
+            txn.add(
+                api.db_remove(
+                    "Logical_Switch_Port", name, "options", "activation-strategy", if_exists=True
+                )
+            )

@@ -1,6 +1,6 @@
 """The ``lab`` fixture: one emulated datacenter for a test session.
 
-Built once (``ovsphere lab up`` with a test topology named ``tlab``), torn
+Built once (``ovsphere lab up`` with a test topology named ``t<pid>``), torn
 down at the end whatever happened.  When a lab test fails, the logs of every
 node (vswitchd, ovn-controller, the simulator, the agent) are copied to
 ``$OVSPHERE_TEST_LOGS`` (default ``./test-logs``) under the test's name.
@@ -23,7 +23,13 @@ from ovsphere.lab.state import LabState
 from ovsphere.lab.topology import DEFAULT_TOPOLOGY, Topology
 from ovsphere.lab.up import up
 
-TEST_LAB = "tlab"
+
+def unique_name(prefix: str) -> str:
+    """A lab name of this test process (two test runs on one machine never share a lab)."""
+    return f"{prefix}{os.getpid() % 100000:05d}"
+
+
+TEST_LAB = unique_name("t")
 
 
 def lab_topology() -> Topology:
