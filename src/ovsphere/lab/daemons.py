@@ -243,7 +243,3 @@ def is_running(record: ProcessRecord) -> bool:
     # /proc/PID/comm holds at most 15 characters of the program name.
     return comm == record.program[:15]
 
-
-def program_of(pid: int) -> str:
-    """The program name the kernel reports for a PID (what :func:`is_running` checks)."""
-    return Path(f"/proc/{pid}/comm").read_text().strip()

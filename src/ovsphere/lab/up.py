@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from ovsphere.config import VCenterEndpoint
 from ovsphere.errors import SetupError
 from ovsphere.lab import nodes
-from ovsphere.lab.daemons import is_running, program_of
+from ovsphere.lab.daemons import is_running
 from ovsphere.lab.down import down
 from ovsphere.lab.layout import Layout
 from ovsphere.lab.simulator import Simulator, SimulatorOptions, build_simulator
@@ -108,7 +108,9 @@ def up(topology: Topology, *, log: Callable[[str], None] = print) -> UpReport:
         start_new_session=True,
     )
     agent_log.close()
-    state.add_process(ProcessRecord("lab/agent", proc.pid, program_of(proc.pid)))
+    # The name the kernel shows once the child has exec'd (not /proc/PID/comm now:
+    # right after fork it still shows ours).
+    state.add_process(ProcessRecord("lab/agent", proc.pid, Path(sys.executable).name))
 
     status_path = state.dir / "agent.json"
     shown = 0
@@ -170,7 +172,7 @@ def build(layout: Layout, state: LabState, log: Callable[[str], None]) -> Simula
         binary=binary,
         log_path=state.dir / "vcsim.log",
     )
-    state.add_process(ProcessRecord("vcenter/vcsim", sim.pid, program_of(sim.pid)))
+    state.add_process(ProcessRecord("vcenter/vcsim", sim.pid, binary.name))
     state.set_info(vcenter_port=sim.port, vcenter_password=password)
     with Connection(endpoint(state), verify_tls=False) as conn:
         log("vCenter: hosts, vDS, isolated port groups, OVS VMs and VMs")
