@@ -4,4 +4,5 @@ pytest_plugins = [
     "ovsphere.testing.ovs",
     "ovsphere.testing.ovn",
     "ovsphere.testing.lab",
+    "ovsphere.testing.transport",
 ]
