@@ -268,6 +268,7 @@ class Network:
     transport: str = "geneve"  # geneve | vxlan | vlan:PHYSNET:ID
     uuid: str = ""
     dhcp: str | None = None  # DHCP_Options uuid
+    deleting: bool = False  # `network delete --force`: the manager releases its ports, then it
 
     @property
     def physnet(self) -> tuple[str, int] | None:
@@ -295,3 +296,4 @@ class LogicalPort:
     intent: str = "command"  # "command" or "attribute"
     up: bool | None = None
     dynamic_ip: str | None = None  # what OVN assigned, when dynamic
+    detach: bool = False  # `ovsphere detach` asked: the manager releases it safely, then deletes it

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ovsphere.logic.port_policy import (
     PORTGROUP_DEFAULT,
     differences,
+    edit_for,
     held_port,
     trunk_port,
 )
@@ -111,14 +112,7 @@ def plan_ports(
                 desired = held_port()
                 waiting.append(port.key)
                 why = "VM port without a VLAN of its own"
-        changed = differences(port.setting, desired)
-        if changed:
-            edits.append(
-                PortEdit(
-                    key=port.key,
-                    setting=desired,
-                    config_version=port.config_version or None,
-                    reason=f"{why}: {'; '.join(changed)}",
-                )
-            )
+        edit = edit_for(port, desired, why)
+        if edit is not None:
+            edits.append(edit)
     return PortPlan(edits=tuple(edits), waiting=tuple(waiting))

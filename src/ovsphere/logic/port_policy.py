@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ovsphere.model import PortSetting, Teaming, VlanMode, VlanRange
+from ovsphere.model import Port, PortEdit, PortSetting, Teaming, VlanMode, VlanRange
 
 
 def trunk_port(ranges: Sequence[VlanRange]) -> PortSetting:
@@ -71,6 +71,19 @@ def differences(current: PortSetting, desired: PortSetting) -> list[str]:
         if want is not None and getattr(current, name) != want:
             out.append(f"{name.replace('_', ' ')} {getattr(current, name)} -> {want}")
     return out
+
+
+def edit_for(port: Port, desired: PortSetting, why: str) -> PortEdit | None:
+    """The edit that gives ``port`` the ``desired`` shape, or None if it has it already."""
+    changed = differences(port.setting, desired)
+    if not changed:
+        return None
+    return PortEdit(
+        key=port.key,
+        setting=desired,
+        config_version=port.config_version or None,
+        reason=f"{why}: {'; '.join(changed)}",
+    )
 
 
 def describe_vlan(s: PortSetting) -> str:

@@ -21,6 +21,9 @@ VM_NAME = "ovsphere:vm-name"
 NIC = "ovsphere:nic"  # the vNIC's device key
 INTENT = "ovsphere:intent"  # "command" (ovsphere attach) or "attribute" (custom attribute)
 LEDGER_PREFIX = "ovsphere:ledger:"  # on NB_Global: a generation per vDS, bumped per change
+DETACH = "ovsphere:detach"  # on a port: release it (set by `ovsphere detach`)
+DELETE = "ovsphere:delete"  # on a network: release its ports, then delete it (`--force`)
+NODE_PREFIX = "ovsphere:node:"  # on NB_Global: the manager's last word on each transport node
 LOCALNET = "ovsphere:localnet"  # on the localnet port of a VLAN-transport network
 
 
