@@ -13,12 +13,13 @@ File lookup: ``--config PATH``, else ``$OVSPHERE_CONFIG``, else
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -36,6 +37,7 @@ ENVIRONMENT: dict[str, str] = {
     "OVSPHERE_DVS": "dvs",
     "OVSPHERE_PORTGROUP": "portgroup",
     "OVSPHERE_NB": "nb",
+    "OVSPHERE_SB": "sb",
 }
 
 
@@ -116,6 +118,44 @@ class OvsVmMatch(BaseModel):
         return value
 
 
+class TlsSettings(BaseModel):
+    """Key, certificate and CA for ``ssl:`` remotes (the NB and the transport nodes)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    private_key: Path
+    certificate: Path
+    ca_cert: Path
+
+
+class TransportNode(BaseModel):
+    """How the manager reaches one OVS VM and what its ovn-controller is told."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ovsdb: str  # unix:/path, tcp:IP:PORT or ssl:IP:PORT of the OVS VM's ovsdb-server
+    encap_ip: str  # the tunnel endpoint's address (on the transport NIC)
+    system_id: str | None = None  # the chassis name; default: the OVS VM's name
+    encap_type: Literal["geneve", "vxlan"] | None = None  # default: the global encap_type
+    bridge_mappings: dict[str, str] = Field(default_factory=dict)  # physnet -> bridge
+
+    @field_validator("ovsdb")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        if not re.fullmatch(r"(unix:/\S+|(tcp|ssl):[^\s:]+:\d+)", value):
+            raise ValueError(f"{value!r} is not unix:/PATH, tcp:IP:PORT or ssl:IP:PORT")
+        return value
+
+    @field_validator("encap_ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -127,11 +167,29 @@ class Settings(BaseModel):
     trunk: tuple[VlanRange, ...] = (VlanRange(0, VLAN_MAX),)
     ovs_vm: OvsVmMatch = OvsVmMatch()
     nb: str | None = None
+    sb: str | None = None  # ovn-remote given to every transport node's ovn-controller
+    tls: TlsSettings | None = None
+    reserved_vlans: tuple[VlanRange, ...] = ()
+    encap_type: Literal["geneve", "vxlan"] = "geneve"
+    transport_interface: str = "br-phy"  # the tunnel endpoint's interface on each OVS VM
+    transport_mtu: int = Field(default=1600, ge=576, le=9216)
+    resync_interval: float = Field(default=30.0, gt=0)
+    transport_nodes: dict[str, TransportNode] = Field(default_factory=dict)
+    # vDS name -> its isolated port group, when they are not all named `portgroup`
+    isolated: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("trunk", mode="before")
+    @field_validator("trunk", "reserved_vlans", mode="before")
     @classmethod
     def _trunk(cls, value: Any) -> Any:
         return parse_vlan_ranges(value) if isinstance(value, str) else value
+
+    def require_nb(self) -> str:
+        if not self.nb:
+            raise ConfigError(
+                "no OVN northbound DB is configured",
+                fix="pass --nb tcp:IP:6641, set OVSPHERE_NB, or put nb = \"...\" in ovsphere.toml",
+            )
+        return self.nb
 
     def require_vcenter(self) -> VCenterEndpoint:
         if self.vcenter is None:

@@ -71,7 +71,7 @@ def test_foreign_switches_are_never_adopted_or_deleted(nb, ovn_central):
     assert "neutron-net" in nbctl(ovn_central, "ls-list")
 
 
-def test_ports_hold_vlans_and_delete_refuses_while_attached(nb):
+def test_ports_hold_vlans_and_delete_refuses_while_attached(nb, ovn_central):
     create_network(nb, Network("web", cidr="10.0.0.0/24"))
     write_ports(nb, generations={VDS: 0}, add=[lport("a", 4000, 101),
                                                lport("b", 4000, 102, ip="10.0.0.20")],
@@ -81,6 +81,10 @@ def test_ports_hold_vlans_and_delete_refuses_while_attached(nb):
     assert generation(nb, VDS) == 1
     b = next(p for p in ports if p.vm == "b")
     assert b.ip == "10.0.0.20" and b.requested_chassis == ("ovs-esx1",)
+    dhcp = read_networks(nb)[0].dhcp
+    for p in ports:  # OVN's DHCP answers only ports that reference the network's options
+        got = nbctl(ovn_central, "get", "logical_switch_port", p.name, "dhcpv4_options")
+        assert got.strip() == dhcp
     with pytest.raises(PreconditionError, match="2 ports"):
         delete_network(nb, "web")
     set_chassis(nb, b.name, ["ovs-esx1", "ovs-esx2"], activation="rarp")
@@ -89,8 +93,13 @@ def test_ports_hold_vlans_and_delete_refuses_while_attached(nb):
     set_chassis(nb, b.name, ["ovs-esx2"])
     b = next(p for p in read_ports(nb) if p.vm == "b")
     assert b.requested_chassis == ("ovs-esx2",) and b.activation is None
+    # --force marks the network: its ports' VLANs are released by the manager first.
     assert delete_network(nb, "web", force=True) == sorted(p.name for p in ports)
-    assert read_ports(nb) == []
+    assert next(n for n in read_networks(nb) if n.name == "web").deleting
+    assert len(read_ports(nb)) == 2
+    write_ports(nb, generations={VDS: generation(nb, VDS)}, delete=[p.name for p in ports])
+    assert delete_network(nb, "web") == []
+    assert read_ports(nb) == [] and "web" not in {n.name for n in read_networks(nb)}
 
 
 def test_a_stale_ledger_generation_aborts_the_whole_transaction(ovn_central):

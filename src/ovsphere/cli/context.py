@@ -41,9 +41,11 @@ class CliContext:
     def settings(self) -> Settings:
         if self._settings is None:
             flags = dict(self.flags)
+            config_file = self.config_file
             if self.lab:
                 flags = {**lab_flags(self.lab), **{k: v for k, v in flags.items() if v}}
-            self._settings = load_settings(flags, config_file=self.config_file)
+                config_file = config_file or lab_config(self.lab)
+            self._settings = load_settings(flags, config_file=config_file)
             vc = self._settings.vcenter
             configure_logging(secrets=[vc.password.get_secret_value()] if vc else [])
         return self._settings
@@ -53,6 +55,14 @@ class CliContext:
 
         s = self.settings()
         return Connection(s.require_vcenter(), verify_tls=not s.insecure)
+
+    def nb(self) -> Any:
+        """An NbClient to the configured OVN northbound DB (close it, or use ``with``)."""
+        from ovsphere.ovn.connection import NbClient, TlsFiles
+
+        s = self.settings()
+        tls = TlsFiles(s.tls.private_key, s.tls.certificate, s.tls.ca_cert) if s.tls else None
+        return NbClient(s.require_nb(), tls=tls)
 
     def ovs_vm_rule(self) -> OvsVmRule:
         m = self.settings().ovs_vm
@@ -99,3 +109,11 @@ def lab_flags(name: str) -> dict[str, Any]:
     first = state.record.info["topology"]["switches"][0]
     return {"vcenter": endpoint(state), "insecure": True, "dvs": first["name"],
             "portgroup": first.get("portgroup") or "ovsphere-isolated"}
+
+
+def lab_config(name: str) -> Path | None:
+    """The settings file a running lab writes for its manager (NB, SB, transport nodes)."""
+    from ovsphere.lab.state import LabState
+
+    path = LabState(name).dir / "ovsphere.toml"
+    return path if path.is_file() else None

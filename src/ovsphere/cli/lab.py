@@ -225,6 +225,7 @@ def agent(
     """The lab agent: builds the lab (with --build), then keeps it following vCenter."""
     from ovsphere.lab.agent import Agent, Status, become_subreaper
     from ovsphere.lab.layout import Layout
+    from ovsphere.lab.manager import start_manager, write_config
     from ovsphere.lab.topology import Topology
     from ovsphere.lab.up import build as build_lab
     from ovsphere.lab.up import endpoint
@@ -244,6 +245,9 @@ def agent(
             logging.getLogger("ovsphere.lab").exception("lab build failed")
             status.save(0, error=f"{type(exc).__name__}: {exc}")
             raise typer.Exit(1) from None
+        state = LabState(name)
+        write_config(layout, state)
+        start_manager(state)
         state = LabState(name)
     with Connection(endpoint(state), verify_tls=False) as conn:
         Agent(layout, state, conn, status).run(until=lambda: bool(stopping))

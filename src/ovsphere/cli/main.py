@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from ovsphere.cli import check, inventory, lab, prepare, vcenter, watch
+from ovsphere.cli import (
+    attach,
+    check,
+    inventory,
+    lab,
+    manager,
+    network,
+    prepare,
+    status,
+    vcenter,
+    watch,
+)
 from ovsphere.cli.context import CliContext
 from ovsphere.logging import configure_logging
 
@@ -44,6 +55,11 @@ def main(
         ),
     ] = None,
     dvs: Annotated[str | None, typer.Option(help="the vDS to use (or OVSPHERE_DVS)")] = None,
+    nb: Annotated[
+        str | None,
+        typer.Option("--nb", help="the OVN northbound DB, e.g. tcp:IP:6641 (or OVSPHERE_NB)",
+                     show_default=False),
+    ] = None,
     portgroup: Annotated[
         str | None, typer.Option(help="the isolated port group's name (or OVSPHERE_PORTGROUP)")
     ] = None,
@@ -58,7 +74,13 @@ def main(
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     configure_logging(level=level, json_lines=log_json)
     ctx.obj = CliContext(
-        flags={"vcenter": vcenter_url, "insecure": insecure, "dvs": dvs, "portgroup": portgroup},
+        flags={
+            "vcenter": vcenter_url,
+            "insecure": insecure,
+            "dvs": dvs,
+            "portgroup": portgroup,
+            "nb": nb,
+        },
         config_file=config,
         lab=lab,
     )
@@ -66,6 +88,11 @@ def main(
 
 app.add_typer(vcenter.app, name="vcenter")
 app.add_typer(lab.app, name="lab")
+app.add_typer(network.app, name="network")
+app.add_typer(manager.app, name="manager")
+app.command("attach")(attach.attach)
+app.command("detach")(attach.detach)
+app.command("status")(status.status)
 app.command("inventory")(inventory.inventory)
 app.command("prepare")(prepare.prepare)
 app.command("check")(check.check)

@@ -385,7 +385,7 @@ def _pins_and_patches(
         nodes = [node_of_host[h] for h in hosts if h in node_of_host]
         if not nodes or nodes[0].host != item.vm.host:
             continue  # the VM's own host has no OVS VM: reported in the status
-        chassis = tuple(n.name for n in nodes)
+        chassis = tuple(_system_id(snap, n) for n in nodes)
         activation = "rarp" if len(chassis) > 1 else None
         if (lp.requested_chassis, lp.activation) != (chassis, activation):
             pins.append(Pin(lp.name, chassis, activation))
@@ -394,6 +394,12 @@ def _pins_and_patches(
                 Patch(lp.vds, lp.vlan, lp.name, item.nic.mac, item.vm.instance_uuid)
             )
     return tuple(pins), patches
+
+
+def _system_id(snap: Snapshot, node: OvsVm) -> str:
+    """The chassis name OVN knows the OVS VM by (its configured system-id)."""
+    chassis = snap.nodes.chassis.get(node.name)
+    return chassis.system_id if chassis else node.name
 
 
 def _hosts_of(vm: VirtualMachine, migrations: Mapping[str, str]) -> list[str]:

@@ -57,6 +57,7 @@ def read_networks(client: NbClient) -> list[Network]:
                 transport=ids.get(owners.TRANSPORT, "geneve"),
                 uuid=str(row.uuid),
                 dhcp=dhcp.get(name),
+                deleting=ids.get(owners.DELETE) == "true",
             )
         )
     return out
@@ -130,7 +131,13 @@ def attached_ports(client: NbClient, name: str) -> list[str]:
 
 
 def delete_network(client: NbClient, name: str, *, force: bool = False) -> list[str]:
-    """Delete the network; return the ports deleted with it (only with ``force``)."""
+    """Delete the network now, or (``force``, ports attached) mark it for the manager.
+
+    A port's VLAN may be deleted only once no dvPort passes it any more, which
+    is the manager's job (it blocks the dvPorts, then releases the ports), so a
+    forced delete of a network with ports marks it (``ovsphere:delete``) and
+    returns the ports the manager will release before it deletes the switch.
+    """
     row = _switches(client).get(name)
     if row is None or not owners.owned(dict(row.external_ids)):
         raise NotFoundError(f"ovsphere has no network {name!r}", fix="see `ovsphere network list`")
@@ -138,12 +145,17 @@ def delete_network(client: NbClient, name: str, *, force: bool = False) -> list[
     if ports and not force:
         raise PreconditionError(
             f"network {name} still has {len(ports)} ports attached ({', '.join(ports[:5])})",
-            fix="detach them first, or pass --force to delete them with the network",
+            fix="detach them first, or pass --force to have the manager release them and "
+            "delete the network",
         )
     api = client.api
+    if ports:
+        with client.transaction(f"mark network {name} for deletion") as txn:
+            txn.add(api.db_set("Logical_Switch", name, ("external_ids", {owners.DELETE: "true"})))
+        return ports
     with client.transaction(f"delete network {name}") as txn:
-        txn.add(api.ls_del(name))
+        txn.add(api.ls_del(name, if_exists=True))
         for r in client.api.tables["DHCP_Options"].rows.values():
             if owners.owned(dict(r.external_ids)) and r.external_ids.get(owners.NETWORK) == name:
                 txn.add(api.dhcp_options_del(r.uuid))
-    return ports
+    return []

@@ -12,6 +12,7 @@ managers allocating on one vDS at once exactly one commits and the other gets
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ def _port(row: Any, network: str) -> LogicalPort | None:
         intent=ids.get(owners.INTENT, "command"),
         up=row.up[0] if row.up else None,
         dynamic_ip=dynamic[1] if len(dynamic) > 1 else None,
+        detach=ids.get(owners.DETACH) == "true",
     )
 
 
@@ -139,7 +141,8 @@ def write_ports(
                 "options": options,
             }
             if dhcp and p.network in dhcp:
-                columns["dhcpv4_options"] = dhcp[p.network]
+                # A reference column takes a UUID, not its string (which the IDL drops).
+                columns["dhcpv4_options"] = uuid.UUID(dhcp[p.network])
             txn.add(api.lsp_add(p.network, p.name, may_exist=True, **columns))
 
 
@@ -147,22 +150,70 @@ def set_chassis(
     client: NbClient, name: str, chassis: Sequence[str], *, activation: str | None = None
 ) -> None:
     """Pin a port to one chassis (or to source and destination during a migration)."""
+    set_chassis_many(client, [(name, tuple(chassis), activation)])
+
+
+def set_chassis_many(
+    client: NbClient, pins: Sequence[tuple[str, tuple[str, ...], str | None]]
+) -> None:
+    """Several ports' (name, requested-chassis, activation-strategy) in one transaction."""
+    if not pins:
+        return
     api = client.api
-    with client.transaction(f"pin port {name} to {','.join(chassis)}") as txn:
-        txn.add(
-            api.db_set(
-                "Logical_Switch_Port", name, ("options", {"requested-chassis": ",".join(chassis)})
-            )
-        )
-        if activation:
+    with client.transaction(f"pin {len(pins)} ports") as txn:
+        for name, chassis, activation in pins:
             txn.add(
                 api.db_set(
-                    "Logical_Switch_Port", name, ("options", {"activation-strategy": activation})
+                    "Logical_Switch_Port",
+                    name,
+                    ("options", {"requested-chassis": ",".join(chassis)}),
                 )
             )
-        else:
+            if activation:
+                txn.add(
+                    api.db_set(
+                        "Logical_Switch_Port",
+                        name,
+                        ("options", {"activation-strategy": activation}),
+                    )
+                )
+            else:
+                txn.add(
+                    api.db_remove(
+                        "Logical_Switch_Port",
+                        name,
+                        "options",
+                        "activation-strategy",
+                        if_exists=True,
+                    )
+                )
+
+
+def mark_detach(client: NbClient, names: Sequence[str]) -> None:
+    """Ask the manager to release these ports (block their dvPorts, then delete them)."""
+    api = client.api
+    with client.transaction(f"mark {len(names)} ports for detach") as txn:
+        for name in names:
             txn.add(
-                api.db_remove(
-                    "Logical_Switch_Port", name, "options", "activation-strategy", if_exists=True
-                )
+                api.db_set("Logical_Switch_Port", name, ("external_ids", {owners.DETACH: "true"}))
             )
+
+
+def set_node_errors(client: NbClient, errors: Mapping[str, str | None]) -> None:
+    """Record (or, with None, clear) the manager's last word on each transport node."""
+    row = _nb_global(client)
+    have = dict(row.external_ids)
+    changes = {
+        owners.NODE_PREFIX + node: text
+        for node, text in errors.items()
+        if have.get(owners.NODE_PREFIX + node) != text
+    }
+    if not changes:
+        return
+    api = client.api
+    with client.transaction("record transport node errors") as txn:
+        for key, text in changes.items():
+            if text is None:
+                txn.add(api.db_remove("NB_Global", row.uuid, "external_ids", key, if_exists=True))
+            else:
+                txn.add(api.db_set("NB_Global", row.uuid, ("external_ids", {key: text})))

@@ -1,0 +1,120 @@
+"""One consistent picture of everything the plan needs, read from vCenter and OVN.
+
+:func:`read_snapshot` reads the vSphere inventory, the ports of every
+isolated port group (one ``FetchDVPorts`` per vDS, by port group key), and
+ovsphere's networks and logical ports from the NB replica; the caller adds
+what the vSphere watch knows that state does not (vMotions announced but not
+done) and the transport nodes' last errors.  :func:`managed_switches` says
+which vDS are ovsphere's: each that carries a port group named like the
+``portgroup`` setting (only the ``dvs`` one, when that is set), or those the
+``isolated`` setting names with their own port group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ovsphere.config import Settings
+from ovsphere.errors import NotFoundError
+from ovsphere.logic.ovs_vms import OvsVmRule
+from ovsphere.logic.vlan import VlanPool
+from ovsphere.manager.desired import ManagedSwitch, NodeSettings, Snapshot
+from ovsphere.model import Inventory
+from ovsphere.ovn import owners
+from ovsphere.ovn.connection import NbClient
+from ovsphere.ovn.networks import read_networks
+from ovsphere.ovn.ports import read_ports
+from ovsphere.transport.model import GENEVE_OVERHEAD, VXLAN_OVERHEAD, Chassis
+from ovsphere.vsphere.connection import Connection
+from ovsphere.vsphere.inventory import read_inventory
+from ovsphere.vsphere.ports import PortQuery, fetch_ports
+
+
+def managed_switches(inv: Inventory, settings: Settings) -> tuple[ManagedSwitch, ...]:
+    out = []
+    for sw in inv.switches:
+        if settings.dvs and sw.name != settings.dvs:
+            continue
+        if settings.isolated and sw.name not in settings.isolated:
+            continue
+        pg = inv.portgroup_named(sw, settings.isolated.get(sw.name, settings.portgroup))
+        if pg is not None:
+            out.append(ManagedSwitch(sw.uuid, sw.name, pg.key, pg.name))
+    if settings.dvs and not out:
+        raise NotFoundError(
+            f"vDS {settings.dvs} has no port group {settings.portgroup}",
+            fix="run `ovsphere prepare` to create it, or check the dvs and portgroup settings",
+        )
+    return tuple(out)
+
+
+def rule_of(settings: Settings) -> OvsVmRule:
+    m = settings.ovs_vm
+    return OvsVmRule(m.name_pattern, m.attribute, m.attribute_value)
+
+
+def node_settings(settings: Settings) -> NodeSettings:
+    chassis = {
+        name: Chassis(
+            system_id=node.system_id or name,
+            ovn_remote=settings.sb or "",
+            encap_type=node.encap_type or settings.encap_type,
+            encap_ip=node.encap_ip,
+            bridge_mappings=tuple(sorted(node.bridge_mappings.items())),
+        )
+        for name, node in settings.transport_nodes.items()
+    }
+    return NodeSettings(
+        chassis=chassis,
+        trunk=settings.trunk,
+        transport_interface=settings.transport_interface,
+        tunnel_overhead=GENEVE_OVERHEAD if settings.encap_type == "geneve" else VXLAN_OVERHEAD,
+    )
+
+
+def pools(switches: tuple[ManagedSwitch, ...], settings: Settings) -> dict[str, VlanPool]:
+    return {s.uuid: VlanPool(s.name, settings.reserved_vlans) for s in switches}
+
+
+def node_errors(nb: NbClient) -> dict[str, str]:
+    """What the active manager last found wrong on each transport node (NB_Global)."""
+    with nb.connection.lock:
+        rows = list(nb.api.tables["NB_Global"].rows.values())
+    ids = dict(rows[0].external_ids) if rows else {}
+    return {
+        k.removeprefix(owners.NODE_PREFIX): v
+        for k, v in ids.items()
+        if k.startswith(owners.NODE_PREFIX) and v
+    }
+
+
+def read_snapshot(
+    conn: Connection,
+    nb: NbClient,
+    settings: Settings,
+    *,
+    migrations: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    inventory: Inventory | None = None,
+) -> Snapshot:
+    inv = inventory if inventory is not None else read_inventory(conn)
+    switches = managed_switches(inv, settings)
+    morefs = {s.uuid: s.moref for s in inv.switches}
+    ports = {
+        s.uuid: tuple(fetch_ports(conn, morefs[s.uuid], PortQuery(portgroups=[s.portgroup])))
+        for s in switches
+    }
+    with nb.connection.lock:
+        networks = {n.name: n for n in read_networks(nb)}
+        lports = tuple(read_ports(nb))
+    return Snapshot(
+        inventory=inv,
+        switches=switches,
+        ports=ports,
+        networks=networks,
+        lports=lports,
+        nodes=node_settings(settings),
+        migrations=dict(migrations or {}),
+        rule=rule_of(settings),
+        node_errors=dict(errors if errors is not None else node_errors(nb)),
+    )
