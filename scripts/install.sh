@@ -9,7 +9,7 @@ PACKAGES=(
   python3 python3-venv
   golang-go golang-github-vmware-govmomi-dev
   openvswitch-switch ovn-central ovn-host
-  iproute2 iperf3 tcpdump ethtool iputils-ping openssl
+  iproute2 iperf3 tcpdump ethtool iputils-ping openssl busybox
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -256,44 +256,19 @@ def agent(
 @app.command()
 @reports_errors
 def demo(name: NameOption = "lab") -> None:
-    """Put two VMs on different hosts on one OVN network, by hand, and ping across.
+    """The whole story through the lab's manager: networks, attach, DHCP, pings, vMotion."""
+    from ovsphere.lab.demo import run_demo
 
-    What the manager will automate: each VM's dvPort gets its own VLAN through
-    the vSphere layer, OVN gets a logical switch and ports pinned to the OVS
-    VMs of the VMs' hosts, and each OVS VM maps the VLAN to its port.
-    """
-    from ovsphere.lab.manual import LabControl
-
-    lab = LabControl(name)
-    inv = lab.inventory()
-    hosts = {h.moref: h.name for h in inv.hosts}
-    vms = [v for v in inv.vms if v.name in lab.layout.vm_names]
-    first = vms[0]
-    second = next((v for v in vms if v.host != first.host), None)
-    if second is None:
-        raise PreconditionError("the demo needs two VMs on different hosts",
-                                fix="use a topology with VMs on two hosts")
-    bindings = []
-    for i, vm in enumerate((first, second), start=1):
-        b = lab.bind(vm.name, "demo", 100 + i, f"192.168.100.{i}/24")
-        bindings.append(b)
-        console.print(f"{vm.name} on {hosts[vm.host or '']}: dvPort VLAN {b.vlan}, OVN port "
-                      f"{b.logical_port} on {lab.layout.ovs_vm(b.host)}, IP {b.ip}",
-                      highlight=False)
-    deadline = time.monotonic() + 30
-    while lab.ping(first.name, "192.168.100.2", count=1, wait=0.5) != 1:
-        if time.monotonic() > deadline:
-            raise PreconditionError("no answer across hosts within 30 s",
-                                    fix=f"read the logs in {lab.state.dir}")
-    result = lab.run(first.name, "ping", "-c", "3", "-i", "0.2", "192.168.100.2")
-    console.print(f"$ ovsphere lab exec --name {name} {first.name} -- ping -c 3 192.168.100.2",
-                  highlight=False)
-    console.print(result.stdout.strip(), highlight=False)
+    start = time.monotonic()
+    run_demo(name, lambda line: console.print(line, highlight=False))
     console.print(
-        f"\nThe lab is up. Reach it with:\n"
+        f"\nThe demo took {time.monotonic() - start:.1f} s. The lab is up; reach it with:\n"
+        f"  ovsphere --lab {name} status | network list | attach VM NET | detach VM\n"
         f"  ovsphere lab status --name {name}\n"
-        f"  ovsphere lab exec --name {name} {first.name} -- ip addr     (any node: esx1, "
-        f"ovs-esx1, {second.name}, kvm1, central ...)\n"
-        f"  ovsphere --lab {name} inventory | check | watch\n"
-        f"  ovsphere lab vmotion --name {name} {first.name} {hosts[second.host or '']}\n"
-        f"Take it down with:\n  ovsphere lab down --name {name}", highlight=False)
+        f"  ovsphere lab exec --name {name} vm1 -- ip addr     (any node: esx1, ovs-esx1, "
+        f"vm2, kvm1, central ...)\n"
+        f"  ovsphere lab vmotion --name {name} vm1 esx3\n"
+        f"  the manager's log: {LabState(name).dir / 'manager.log'}\n"
+        f"Take it down with:\n  ovsphere lab down --name {name}",
+        highlight=False,
+    )

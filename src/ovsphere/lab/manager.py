@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ovsphere.config import Settings, load_settings
 from ovsphere.lab.layout import Layout
 from ovsphere.lab.state import LabState, ProcessRecord
 
@@ -73,3 +74,14 @@ def start_manager(state: LabState, label: str = "manager") -> ProcessRecord:
     record = ProcessRecord(f"lab/{label}", proc.pid, Path(sys.executable).name)
     state.add_process(record)
     return record
+
+
+def lab_settings(state: LabState) -> Settings:
+    """The settings the lab's manager runs with (vCenter, NB, transport nodes)."""
+    from ovsphere.lab.up import endpoint  # up imports this module's callers
+
+    return load_settings(
+        {"vcenter": endpoint(state), "insecure": True},
+        environ={},
+        config_file=state.dir / "ovsphere.toml",
+    )

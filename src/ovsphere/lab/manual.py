@@ -24,6 +24,20 @@ from ovsphere.vsphere.connection import Connection
 from ovsphere.vsphere.inventory import read_inventory
 from ovsphere.vsphere.prepare import assign_vlans
 
+#: udhcpc's hook: what a guest's DHCP client does with a lease (address, MTU, route)
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    ;;
+  deconfig) ip addr flush dev "$interface"; ip link set dev "$interface" up ;;
+esac
+exit 0
+"""
+
 
 @dataclass(frozen=True)
 class Binding:
@@ -48,6 +62,10 @@ class LabControl:
     def inventory(self) -> Inventory:
         with self.connection() as conn:
             return read_inventory(conn)
+
+    def vm_host(self, vm: str) -> str | None:
+        """The host moref vCenter has the VM on now."""
+        return self._vm(self.inventory(), vm).host
 
     def dirs(self, node: str) -> NodeDirs:
         return NodeDirs(self.state.dir / node)
@@ -128,6 +146,38 @@ class LabControl:
             old = self.layout.ovs_vm(previous)
             vsctl(self.dirs(old), "--if-exists", "del-port", "br-trunk", trunk,
                   "--", "--if-exists", "del-port", "br-int", inner)
+
+    def dhcp(self, vm: str, ifname: str = "eth0", timeout: int = 20) -> str:
+        """Take an address by DHCP, as a guest would (busybox udhcpc); return it."""
+        script = self.state.dir / "udhcpc.sh"
+        if not script.exists():
+            script.write_text(UDHCPC_SCRIPT)
+            script.chmod(0o755)
+        out = self.run(vm, "busybox", "udhcpc", "-i", ifname, "-n", "-q", "-f", "-t",
+                       str(timeout), "-T", "1", "-O", "mtu", "-s", str(script), check=False,
+                       timeout=timeout * 2 + 10)
+        got = self.run(vm, "ip", "-4", "-o", "addr", "show", "dev", ifname).stdout.split()
+        if out.returncode != 0 or "inet" not in got:
+            raise SetupError(f"{vm}: no DHCP lease on {ifname}: {out.stderr.strip()}",
+                             fix="is the NIC bound? see `ovsphere --lab NAME status`")
+        return got[got.index("inet") + 1].split("/")[0]
+
+    def attach_kvm(self, vm: str, network: str) -> str:
+        """Put a KVM guest on a network as OpenStack would (not ovsphere's job): its own
+        logical port, bound by the KVM host's ovn-controller through ``iface-id``."""
+        kvm = next(k for k in self.layout.topology.kvm if vm in [g.name for g in k.vms])
+        mac = self.run(vm, "cat", "/sys/class/net/eth0/address").stdout.strip()
+        dhcp = self.nbctl("--bare", "--columns=_uuid", "find", "dhcp_options",
+                          f'external_ids:"ovsphere:network"={network}').strip()
+        lp = f"kvm-{vm}"
+        self.nbctl("--may-exist", "lsp-add", network, lp, "--", "lsp-set-addresses", lp,
+                   f"{mac} dynamic", "--", "lsp-set-port-security", lp, mac,
+                   "--", "lsp-set-options", lp, f"requested-chassis={kvm.name}")
+        if dhcp:
+            self.nbctl("lsp-set-dhcpv4-options", lp, dhcp)
+        tap = f"tap{self.layout.kvm_vm_names.index(vm)}"
+        vsctl(self.dirs(kvm.name), "set", "interface", tap, f"external_ids:iface-id={lp}")
+        return lp
 
     def ping(self, node: str, address: str, count: int = 3, interval: float = 0.2,
              wait: float = 1) -> int:
