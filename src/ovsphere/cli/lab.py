@@ -247,7 +247,8 @@ def agent(
             raise typer.Exit(1) from None
         state = LabState(name)
         write_config(layout, state)
-        start_manager(state)
+        if layout.topology.manager:
+            start_manager(state)
         state = LabState(name)
     with Connection(endpoint(state), verify_tls=False) as conn:
         Agent(layout, state, conn, status).run(until=lambda: bool(stopping))

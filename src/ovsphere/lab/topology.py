@@ -75,6 +75,8 @@ class Topology(_Strict):
     underlay: IPv4Network = IPv4Network("10.77.0.0/24")
     management: IPv4Network = IPv4Network("10.78.0.0/24")
     underlay_mtu: int = Field(default=1600, ge=1280, le=9000)
+    # `lab up` starts `ovsphere manager run`; false for a lab bound by hand (LabControl.bind)
+    manager: bool = True
 
     @field_validator("hosts")
     @classmethod

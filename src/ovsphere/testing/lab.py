@@ -32,32 +32,49 @@ def unique_name(prefix: str) -> str:
 TEST_LAB = unique_name("t")
 
 
-def lab_topology() -> Topology:
-    return Topology.model_validate({**DEFAULT_TOPOLOGY, "name": TEST_LAB, "precopy": 0.5})
+MANAGED_LAB = unique_name("m")
+
+
+def lab_topology(name: str = TEST_LAB, *, manager: bool = False) -> Topology:
+    return Topology.model_validate(
+        {**DEFAULT_TOPOLOGY, "name": name, "precopy": 0.5, "manager": manager}
+    )
+
+
+def _lab(topology: Topology) -> Iterator[LabControl]:
+    if os.geteuid() != 0:
+        pytest.fail("lab tests need root: run them with scripts/test.sh as root")
+    try:
+        up(topology, log=lambda line: None)
+        yield LabControl(topology.name)
+    finally:
+        down(LabState(topology.name))
 
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabControl]:
-    if os.geteuid() != 0:
-        pytest.fail("lab tests need root: run them with scripts/test.sh as root")
-    topology = lab_topology()
-    try:
-        up(topology, log=lambda line: None)
-        yield LabControl(TEST_LAB)
-    finally:
-        down(LabState(TEST_LAB))
+    """A lab whose VMs the tests bind by hand (no manager runs in it)."""
+    yield from _lab(lab_topology())
+
+
+@pytest.fixture(scope="session")
+def managed_lab() -> Iterator[LabControl]:
+    """A lab whose manager (``ovsphere manager run``) binds the VMs."""
+    yield from _lab(lab_topology(MANAGED_LAB, manager=True))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome: Any = yield
     report = outcome.get_result()
-    if report.when == "call" and report.failed and "lab" in getattr(item, "fixturenames", ()):
-        keep_logs(item.name)
+    if report.when == "call" and report.failed:
+        for fixture, name in (("lab", TEST_LAB), ("managed_lab", MANAGED_LAB)):
+            if fixture in getattr(item, "fixturenames", ()):
+                keep_logs(item.name, name)
 
 
-def keep_logs(test_name: str) -> Path | None:
-    state = LabState(TEST_LAB)
+def keep_logs(test_name: str, lab_name: str = TEST_LAB) -> Path | None:
+    state = LabState(lab_name)
     if not state.dir.exists():
         return None
     target = Path(os.environ.get("OVSPHERE_TEST_LOGS", "test-logs")) / test_name

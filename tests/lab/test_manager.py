@@ -1,0 +1,140 @@
+"""The manager end to end in a lab: real vCenter API, real OVN, real packets.
+
+Everything goes through ``ovsphere`` operations and the lab's running manager
+(started by ``lab up``); the tests only write intent, then look at packets.
+The standby test runs last: it kills the lab's first manager.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from ovsphere.lab.daemons import is_running
+from ovsphere.lab.demo import set_attribute
+from ovsphere.lab.manager import lab_settings, start_manager
+from ovsphere.lab.manual import LabControl
+from ovsphere.lab.state import LabState
+from ovsphere.lab.vmotion import migrate, wait_for_move
+from ovsphere.manager import operations
+from ovsphere.manager.desired import BOUND, INTENT_ATTRIBUTE, UNATTACHED
+from ovsphere.ovn.connection import NbClient
+from ovsphere.ovn.ports import read_ports
+from ovsphere.testing.lab import wait_for_no_ping, wait_for_ping
+from ovsphere.vsphere.connection import Connection
+
+pytestmark = pytest.mark.lab
+
+
+class Ops:
+    def __init__(self, lab: LabControl) -> None:
+        self.lab = lab
+        self.settings = lab_settings(lab.state)
+        self.vc = Connection(lab.connection().endpoint, verify_tls=False)
+        self.nb = NbClient(self.settings.require_nb())
+
+    def state(self, vm: str) -> str:
+        rows = [r for r in operations.status(self.vc, self.nb, self.settings) if r.vm == vm]
+        return rows[0].state if rows else "absent"
+
+    def wait_state(self, vms: list[str], want: str, timeout: float = 45) -> None:
+        def check() -> tuple[bool, str]:
+            states = {vm: self.state(vm) for vm in vms}
+            return all(s == want for s in states.values()), str(states)
+
+        operations.wait_for(check, timeout=timeout)
+
+    def close(self) -> None:
+        self.nb.close()
+        self.vc.close()
+
+
+@pytest.fixture(scope="module")
+def ops(managed_lab):
+    o = Ops(managed_lab)
+    yield o
+    o.close()
+
+
+@pytest.fixture(scope="module")
+def bound(managed_lab, ops):
+    """red: vm1 (esx1), vm2 (esx2), vm3 (esx3); blue: vm4 (esx1). Addresses by DHCP."""
+    operations.create_network(ops.nb, "red", cidr="10.30.0.0/24")
+    operations.create_network(ops.nb, "blue", cidr="10.40.0.0/24")
+    for vm, net in (("vm1", "red"), ("vm2", "red"), ("vm3", "red"), ("vm4", "blue")):
+        operations.attach(ops.vc, ops.nb, ops.settings, vm, net)
+    ops.wait_state(["vm1", "vm2", "vm3", "vm4"], BOUND)
+    return {vm: managed_lab.dhcp(vm) for vm in ("vm1", "vm2", "vm3", "vm4")}
+
+
+def test_networks_reach_across_three_hosts_and_stay_apart(managed_lab, ops, bound):
+    for dst in ("vm2", "vm3"):
+        wait_for_ping(managed_lab, "vm1", bound[dst])
+    assert bound["vm1"].startswith("10.30.0.") and bound["vm4"].startswith("10.40.0.")
+    # vm4 takes an address on red's subnet: its VLAN still leads only to blue.
+    managed_lab.run("vm4", "ip", "addr", "add", "10.30.0.99/24", "dev", "eth0")
+    assert managed_lab.ping("vm4", bound["vm1"], count=3, wait=0.5) == 0
+    # Every VLAN is unique on the vDS and every port is pinned to its host's OVS VM.
+    ports = read_ports(ops.nb)
+    assert len({p.vlan for p in ports}) == len(ports)
+    assert all(p.requested_chassis for p in ports)
+
+
+def test_the_custom_attribute_attaches_and_detaches(managed_lab, ops, bound):
+    vm5 = next(v for v in managed_lab.inventory().vms if v.name == "vm5")
+    set_attribute(ops.vc, vm5.moref, INTENT_ATTRIBUTE, "red")
+    ops.wait_state(["vm5"], BOUND)
+    ip = managed_lab.dhcp("vm5")
+    wait_for_ping(managed_lab, "vm5", bound["vm1"])
+    set_attribute(ops.vc, vm5.moref, INTENT_ATTRIBUTE, "")
+    ops.wait_state(["vm5"], UNATTACHED)
+    wait_for_no_ping(managed_lab, "vm1", ip)
+
+
+def test_a_kvm_vm_and_a_vsphere_vm_share_a_network(managed_lab, bound):
+    managed_lab.attach_kvm("kvm-vm1", "red")
+    ip = managed_lab.dhcp("kvm-vm1")
+    wait_for_ping(managed_lab, "kvm-vm1", bound["vm2"])
+    wait_for_ping(managed_lab, "vm3", ip)
+
+
+def test_detach_blocks_the_dvport_before_the_vlan_is_freed(managed_lab, ops, bound):
+    operations.attach(ops.vc, ops.nb, ops.settings, "vm6", "blue")
+    ops.wait_state(["vm6"], BOUND)
+    ip = managed_lab.dhcp("vm6")
+    wait_for_ping(managed_lab, "vm6", bound["vm4"])
+    operations.detach(ops.vc, ops.nb, "vm6")
+    ops.wait_state(["vm6"], UNATTACHED)
+    wait_for_no_ping(managed_lab, "vm4", ip)
+    assert not any(p.vm_name == "vm6" for p in read_ports(ops.nb))
+
+
+def test_vmotion_moves_the_binding_with_the_vm(managed_lab, ops, bound):
+    migrate(ops.vc, "vm2", "esx3")
+    wait_for_move(managed_lab.state.dir, "vm2", "esx3")
+    ops.wait_state(["vm2"], BOUND)
+    port = next(p for p in read_ports(ops.nb) if p.vm_name == "vm2")
+    assert port.requested_chassis == ("ovs-esx3",) and port.activation is None
+    wait_for_ping(managed_lab, "vm1", bound["vm2"])
+
+
+def test_the_standby_manager_takes_over(managed_lab, ops, bound):
+    state = LabState(managed_lab.state.name)
+    first = next(p for p in state.record.processes if p.name == "lab/manager")
+    start_manager(state, "manager2")
+    log2 = state.dir / "manager2.log"
+    deadline = time.monotonic() + 20
+    while "standing by" not in (log2.read_text() if log2.exists() else ""):
+        assert time.monotonic() < deadline, "the second manager never stood by"
+        time.sleep(0.1)
+    os.kill(first.pid, signal.SIGKILL)
+    while is_running(first):
+        time.sleep(0.05)
+    operations.attach(ops.vc, ops.nb, ops.settings, "vm6", "red")
+    ops.wait_state(["vm6"], BOUND, timeout=60)
+    assert "active: this manager holds the NB lock" in log2.read_text()
+    managed_lab.dhcp("vm6")
+    wait_for_ping(managed_lab, "vm6", bound["vm3"])
