@@ -3,7 +3,8 @@
 # bring up the lab (an emulated vSphere datacenter: the extended vCenter
 # simulator, 3 ESX hosts with their vDS proxy switches, one OVS VM per host,
 # OVN central, a KVM host), run ovsphere's preflight against its vCenter,
-# then put two VMs on different hosts on one OVN network and ping across.
+# then `lab demo`: networks, VMs on three hosts attached through the manager,
+# DHCP, pings across hosts, isolation, a KVM guest, a vMotion under ping.
 # The lab stays up at the end; the last lines say how to reach it and how to
 # take it down. Running it again is harmless.
 set -euo pipefail

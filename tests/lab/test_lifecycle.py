@@ -102,9 +102,13 @@ def test_down_after_a_killed_up_leaves_nothing(tmp_path):
 
 def test_a_clustered_ovn_central_lab_carries_traffic(tmp_path):
     from ovsphere.lab.down import down as lab_down
+    from ovsphere.lab.manager import lab_settings
     from ovsphere.lab.manual import LabControl
     from ovsphere.lab.topology import load_topology
+    from ovsphere.manager import operations
+    from ovsphere.ovn.connection import NbClient
     from ovsphere.testing.lab import wait_for_ping
+    from ovsphere.vsphere.connection import Connection
 
     clustered = load_topology(Path(__file__).parents[2] / "examples" / "clustered.yaml")
     topo = clustered.model_copy(update={"name": unique_name("c")})
@@ -116,8 +120,20 @@ def test_a_clustered_ovn_central_lab_carries_traffic(tmp_path):
                          str(lab.state.dir / "central0" / "run" / "nb.ctl"), "cluster/status",
                          "OVN_Northbound").stdout
         assert status.count("tcp:10.78.0.") >= 3
-        lab.bind("vm1", "ha", 101, "10.4.0.1/24")
-        lab.bind("vm2", "ha", 102, "10.4.0.2/24")
-        wait_for_ping(lab, "vm1", "10.4.0.2")
+        # The lab's manager binds the VMs through the 3-member NB cluster.
+        settings = lab_settings(lab.state)
+        with Connection(lab.connection().endpoint, verify_tls=False) as vc, \
+                NbClient(settings.require_nb()) as nb:
+            operations.create_network(nb, "ha", cidr="10.4.0.0/24")
+            for vm in ("vm1", "vm2"):
+                operations.attach(vc, nb, settings, vm, "ha")
+
+            def bound() -> tuple[bool, str]:
+                rows = [r for r in operations.status(vc, nb, settings) if r.network == "ha"]
+                return len(rows) == 2 and all(r.state == "bound" for r in rows), str(rows)
+
+            operations.wait_for(bound, timeout=60)
+        lab.dhcp("vm1")
+        wait_for_ping(lab, "vm1", lab.dhcp("vm2"))
     finally:
         lab_down(LabState(topo.name))
