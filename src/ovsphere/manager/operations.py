@@ -197,7 +197,11 @@ def attach(
         move_nic(vc, vm.moref, vnic.key, sw.uuid, sw.portgroup)
         moved = True
         faults.point("attach:after-nic-move")
-    taken = {p.ip: p.vm_name for p in ovn_ports.read_ports(nb) if p.network == network and p.ip}
+    taken = {  # addresses of the network's other NICs (attaching again is a no-op)
+        p.ip: p.vm_name
+        for p in ovn_ports.read_ports(nb)
+        if p.network == network and p.ip and (p.vm, p.nic) != (vm.instance_uuid, vnic.key)
+    }
     fixed = _check_ip(net, ip, taken)
     chassis = node_settings(settings).chassis
     node = _ovs_vm_of(inv, settings, vm.host)
