@@ -64,15 +64,28 @@ def allocate_ports(
     another network, and ConflictError when ``attempts`` tries all lost.
     """
     for attempt in range(1, attempts + 1):
+        seen: dict[str, int] = {}
         try:
-            return _try(nb, requests, pools, busy or {})
+            return _try(nb, requests, pools, busy or {}, seen)
         except ConflictError as exc:
             if attempt == attempts:
                 raise
             log.debug("allocation attempt %d lost a race: %s", attempt, exc.message)
-            # Let the replica catch up with the winner's commit; jitter breaks lockstep.
-            time.sleep(random.uniform(0.005, 0.05) * attempt)
+            # Planning again before the replica has the winner's commit would lose again:
+            # wait for it, then a little jitter so the losers do not retry in lockstep.
+            _wait_past(nb, seen)
+            time.sleep(random.uniform(0, 0.01) * attempt)
     raise AssertionError("unreachable")
+
+
+def _wait_past(nb: NbClient, seen: Mapping[str, int], timeout: float = 2.0) -> None:
+    """Until the replica shows a ledger generation other than ``seen`` for some vDS."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with nb.connection.lock:
+            if any(ovn_ports.generation(nb, vds) != gen for vds, gen in seen.items()):
+                return
+        time.sleep(0.002)
 
 
 def _try(
@@ -80,11 +93,14 @@ def _try(
     requests: Sequence[Request],
     pools: Mapping[str, VlanPool],
     busy: Mapping[str, frozenset[int]],
+    seen: dict[str, int],
 ) -> dict[Owner, LogicalPort]:
+    """One attempt; ``seen`` receives the ledger generations it planned from."""
     with nb.connection.lock:  # a consistent view of the replica, then no I/O until the write
         existing = {Owner(p.vm, p.nic): p for p in ovn_ports.read_ports(nb)}
         generations = {r.vds: ovn_ports.generation(nb, r.vds) for r in requests}
         dhcp = {n.name: n.dhcp for n in read_networks(nb) if n.dhcp}
+    seen.update(generations)
     out: dict[Owner, LogicalPort] = {}
     new: list[LogicalPort] = []
     by_vds: dict[str, list[Request]] = {}
