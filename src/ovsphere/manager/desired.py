@@ -209,7 +209,7 @@ def plan(snap: Snapshot) -> Plan:
     pgs = [p for p in inv.portgroups if any(p.key == s.portgroup for s in snap.switches)]
     ovs_vms = find_ovs_vms(inv, pgs, snap.rule)
     ovs_morefs = {o.vm for o in ovs_vms}
-    node_of_host = _nodes_by_host(ovs_vms)
+    node_of_host = nodes_by_host(ovs_vms)
     host_names = {h.moref: h.name for h in inv.hosts}
     lports = {Owner(lp.vm, lp.nic): lp for lp in snap.lports}
 
@@ -295,7 +295,8 @@ def _isolated_switch(nic: Nic, switches: Mapping[str, ManagedSwitch]) -> Managed
     return sw
 
 
-def _nodes_by_host(ovs_vms: Sequence[OvsVm]) -> dict[str, OvsVm]:
+def nodes_by_host(ovs_vms: Sequence[OvsVm]) -> dict[str, OvsVm]:
+    """Host moref -> the OVS VM that serves it."""
     # One OVS VM per host; should there be two, the first by name serves (and the check
     # command reports the duplicate).
     out: dict[str, OvsVm] = {}

@@ -27,7 +27,7 @@ from ovsphere.logic.ovs_vms import find_ovs_vms
 from ovsphere.logic.vlan import Owner
 from ovsphere.manager import faults
 from ovsphere.manager.allocation import Request, allocate_ports
-from ovsphere.manager.desired import INTENT_ATTRIBUTE, NicStatus, plan
+from ovsphere.manager.desired import INTENT_ATTRIBUTE, NicStatus, nodes_by_host, plan
 from ovsphere.manager.snapshot import (
     managed_switches,
     node_settings,
@@ -216,8 +216,8 @@ def attach(
 
 
 def _ovs_vm_of(inv: Inventory, settings: Settings, host: str | None) -> str | None:
-    found = sorted(o.name for o in find_ovs_vms(inv, (), rule_of(settings)) if o.host == host)
-    return found[0] if found and host else None
+    node = nodes_by_host(find_ovs_vms(inv, (), rule_of(settings))).get(host or "")
+    return node.name if node else None
 
 
 def detach(vc: Connection, nb: NbClient, vm_name: str, *, nic: str | None = None) -> list[str]:

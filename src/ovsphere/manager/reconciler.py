@@ -76,14 +76,7 @@ class PassReport:
 
     @property
     def acted(self) -> bool:
-        return bool(
-            self.allocated
-            or self.port_edits
-            or self.node_changes
-            or self.pins
-            or self.released
-            or self.networks_deleted
-        )
+        return any(self.progress)
 
 
 class Reconciler:
