@@ -38,6 +38,7 @@ ENVIRONMENT: dict[str, str] = {
     "OVSPHERE_PORTGROUP": "portgroup",
     "OVSPHERE_NB": "nb",
     "OVSPHERE_SB": "sb",
+    "OVSPHERE_MANAGER_SB": "manager_sb",
 }
 
 
@@ -168,6 +169,8 @@ class Settings(BaseModel):
     ovs_vm: OvsVmMatch = OvsVmMatch()
     nb: str | None = None
     sb: str | None = None  # ovn-remote given to every transport node's ovn-controller
+    # the SB as the manager reaches it (read only, to see vMotions complete); default: sb
+    manager_sb: str | None = None
     tls: TlsSettings | None = None
     reserved_vlans: tuple[VlanRange, ...] = ()
     encap_type: Literal["geneve", "vxlan"] = "geneve"

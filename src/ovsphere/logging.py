@@ -41,7 +41,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            # milliseconds: a vMotion's steps are tens of ms apart
+            "time": f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}.{int(record.msecs):03d}",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -7,6 +7,7 @@ The standby test runs last: it kills the lab's first manager.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from ovsphere.lab.daemons import is_running
 from ovsphere.lab.demo import set_attribute
 from ovsphere.lab.manager import lab_settings, start_manager
 from ovsphere.lab.manual import LabControl
+from ovsphere.lab.pings import ping_through
 from ovsphere.lab.state import LabState
 from ovsphere.lab.vmotion import migrate, wait_for_move
 from ovsphere.manager import operations
@@ -119,6 +121,30 @@ def test_vmotion_moves_the_binding_with_the_vm(managed_lab, ops, bound):
     port = next(p for p in read_ports(ops.nb) if p.vm_name == "vm2")
     assert port.requested_chassis == ("ovs-esx3",) and port.activation is None
     wait_for_ping(managed_lab, "vm1", bound["vm2"])
+
+
+def test_vmotion_under_a_10ms_ping_loses_no_more_than_the_switch_over(managed_lab, ops, bound):
+    """Both hosts stay armed until the destination sees the VM: the pings lost are those
+    of the lab's own cut-over (link moved, RARP, OVN's activation), never earlier."""
+
+    def move() -> None:
+        migrate(ops.vc, "vm1", "esx2")
+        wait_for_move(managed_lab.state.dir, "vm1", "esx2")
+        ops.wait_state(["vm1"], BOUND)
+
+    pings = ping_through(managed_lab, "vm3", bound["vm1"], move)
+    switch = json.loads((managed_lab.state.dir / "switchovers.json").read_text())[-1]
+    assert (switch["vm"], switch["to"]) == ("vm1", "esx2")
+    assert pings.lost <= 50, pings  # 0.5 s: the cut-over takes ~0.1-0.2 s here
+    outage = pings.outage()
+    if outage is not None:
+        last_reply, first_reply = outage
+        # Nothing was cut before the VM's link moved (a 10 ms probe, some jitter) ...
+        assert last_reply >= switch["cut"] - 0.05, (outage, switch)
+        # ... and the destination forwarded soon after the VM announced itself there.
+        assert first_reply <= switch["announced"] + 0.5, (outage, switch)
+    port = next(p for p in read_ports(ops.nb) if p.vm_name == "vm1")
+    assert port.requested_chassis == ("ovs-esx2",) and port.activation is None
 
 
 def test_the_standby_manager_takes_over(managed_lab, ops, bound):

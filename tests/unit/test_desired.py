@@ -18,6 +18,7 @@ from ovsphere.manager.desired import (
     UNATTACHED,
     IntentError,
     ManagedSwitch,
+    Move,
     NodeSettings,
     Plan,
     Snapshot,
@@ -49,7 +50,8 @@ def snapshot(
     ports: list[Port] | None = None,
     lports: tuple[LogicalPort, ...] = (),
     networks: tuple[str, ...] = ("web", "db"),
-    migrations: dict[str, str] | None = None,
+    migrations: dict[str, Move] | None = None,
+    active: dict[str, frozenset[str]] | None = None,
 ) -> Snapshot:
     inv = inv or world()
     return Snapshot(
@@ -60,6 +62,7 @@ def snapshot(
         lports=lports,
         nodes=NodeSettings(CHASSIS),
         migrations=migrations or {},
+        active=active,
     )
 
 
@@ -220,28 +223,58 @@ def test_detach_mark_and_network_deletion():
 # --- vMotion --------------------------------------------------------------------------------
 
 
+MOVE = {"vm-11": Move("host-1", "host-3")}
+
+
 def test_migration_prearms_destination_then_finalizes():
     inv = world()
     lp = lport(inv, "app-1-1", 5, requested_chassis=("ovs-esx1",))
     ports = [replace(p, setting=vm_port(5)) if p.key == "211" else p for p in held(ports_for(inv))]
-    p = plan(snapshot(inv, ports=ports, lports=(lp,), migrations={"vm-11": "host-3"}))
+    p = plan(snapshot(inv, ports=ports, lports=(lp,), migrations=MOVE))
     (pin,) = p.pins
     assert pin.chassis == ("ovs-esx1", "ovs-esx3") and pin.activation == "rarp"
     assert [x.vlan for x in p.nodes["ovs-esx1"].patches] == [5]
     assert [x.vlan for x in p.nodes["ovs-esx3"].patches] == [5]
     armed = replace(lp, requested_chassis=pin.chassis, activation="rarp", up=True)
     assert status_of(plan(snapshot(inv, ports=ports, lports=(armed,),
-                                   migrations={"vm-11": "host-3"})), "app-1-1")[0] == MIGRATING
-    # The host changed (event or not): only the destination remains.
+                                   migrations=MOVE)), "app-1-1")[0] == MIGRATING
+    # The host changed (event or not); without the SB to tell, only the destination remains.
     moved = replace(inv, vms=tuple(replace(v, host="host-3") if v.moref == "vm-11" else v
                                    for v in inv.vms))
-    p = plan(snapshot(moved, ports=ports, lports=(armed,), migrations={"vm-11": "host-3"}))
+    p = plan(snapshot(moved, ports=ports, lports=(armed,), migrations=MOVE))
     (pin,) = p.pins
     assert pin.chassis == ("ovs-esx3",) and pin.activation is None
     assert not p.nodes["ovs-esx1"].patches and len(p.nodes["ovs-esx3"].patches) == 1
+    assert p.settled == ("vm-11",)
     # Failed migration: the in-flight entry goes, the source is all that stays.
     p = plan(snapshot(inv, ports=ports, lports=(armed,)))
     assert p.pins[0].chassis == ("ovs-esx1",) and not p.nodes["ovs-esx3"].patches
+
+
+def test_migration_stays_armed_until_the_destination_sees_the_vm():
+    inv = world()
+    ports = [replace(p, setting=vm_port(5)) if p.key == "211" else p for p in held(ports_for(inv))]
+    armed = lport(inv, "app-1-1", 5, requested_chassis=("ovs-esx1", "ovs-esx3"),
+                  activation="rarp", up=True)
+    moved = replace(inv, vms=tuple(replace(v, host="host-3") if v.moref == "vm-11" else v
+                                   for v in inv.vms))
+    # vCenter shows the VM on host-3, but OVN has it active on the source only: stay armed.
+    waiting = {armed.name: frozenset({"ovs-esx1"})}
+    p = plan(snapshot(moved, ports=ports, lports=(armed,), migrations=MOVE, active=waiting))
+    assert not p.pins and not p.settled
+    assert len(p.nodes["ovs-esx1"].patches) == 1 and len(p.nodes["ovs-esx3"].patches) == 1
+    state, reason = status_of(p, "app-1-1")
+    assert state == MIGRATING and "RARP" in reason
+    # The destination's ovn-controller saw the RARP: finalize there.
+    seen = {armed.name: frozenset({"ovs-esx1", "ovs-esx3"})}
+    p = plan(snapshot(moved, ports=ports, lports=(armed,), migrations=MOVE, active=seen))
+    assert p.pins[0].chassis == ("ovs-esx3",) and p.settled == ("vm-11",)
+    assert not p.nodes["ovs-esx1"].patches
+    # A VM that turns up on a third host (an HA restart) ends its move there.
+    elsewhere = replace(inv, vms=tuple(replace(v, host="host-2") if v.moref == "vm-11" else v
+                                       for v in inv.vms))
+    p = plan(snapshot(elsewhere, ports=ports, lports=(armed,), migrations=MOVE, active=waiting))
+    assert p.pins[0].chassis == ("ovs-esx2",) and p.settled == ("vm-11",)
 
 
 def test_host_without_ovs_vm_or_configuration_is_reported():
@@ -345,10 +378,11 @@ def test_no_vlan_ever_passes_on_two_ports(events):
             snap = replace(snap, ports={SWITCH_UUID: tuple(
                 replace(p, connectee=None) if p.key == key else p
                 for p in snap.ports[SWITCH_UUID])})
-        elif kind == "migrate" and vm.moref in vms:
-            snap = replace(snap, migrations={**snap.migrations, vm.moref: "host-3"})
+        elif kind == "migrate" and vm.moref in vms and vms[vm.moref].host != "host-3":
+            move = Move(vms[vm.moref].host or "", "host-3")
+            snap = replace(snap, migrations={**snap.migrations, vm.moref: move})
         elif kind == "done" and vm.moref in snap.migrations and vm.moref in vms:
-            vms[vm.moref] = replace(vms[vm.moref], host=snap.migrations[vm.moref])
+            vms[vm.moref] = replace(vms[vm.moref], host=snap.migrations[vm.moref].dst)
             snap = replace(snap, migrations={k: v for k, v in snap.migrations.items()
                                              if k != vm.moref})
         snap = replace(snap, inventory=replace(snap.inventory, vms=tuple(vms.values())))
@@ -363,6 +397,6 @@ def test_no_vlan_ever_passes_on_two_ports(events):
     assert {lp.vm for lp in snap.lports} == wanted
     for lp in snap.lports:
         vm = next(v for v in snap.inventory.vms if v.instance_uuid == lp.vm)
-        dest = snap.migrations.get(vm.moref)
-        hosts = [vm.host] + ([dest] if dest and dest != vm.host else [])
+        move = snap.migrations.get(vm.moref)
+        hosts = [move.src, move.dst] if move else [vm.host]
         assert lp.requested_chassis == tuple(f"ovs-esx{h[-1]}" for h in hosts)

@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -193,6 +193,7 @@ class Agent:
             self.prearmed.pop(_key(new))
         saved = netlink.addresses(ns, old.ifname) if netlink.link_exists(ns, old.ifname) else []
         routes = _routes(ns, old.ifname)
+        cut = time.time()
         self._unplug(old)
         netlink.rename(ns, f"n{new.ifname}", new.ifname)
         netlink.set_up(ns, new.ifname)
@@ -200,13 +201,37 @@ class Agent:
             netlink.add_address(ns, new.ifname, cidr)
         _restore_routes(ns, new.ifname, routes)
         send_rarp(ns, new.ifname, new.mac)
+        self._record_switch_over(old, new, cut, time.time())
+
+    def _record_switch_over(self, old: Wire, new: Wire, cut: float, done: float) -> None:
+        """``switchovers.json``: when each move cut the old link and announced the new one
+        (wall clock), so a test can tell the lab's own outage from anyone else's."""
+        path = self.state.dir / "switchovers.json"
+        try:
+            log_ = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            log_ = []
+        log_.append(
+            {
+                "vm": new.vm,
+                "nic": new.nic_key,
+                "from": old.host,
+                "to": new.host,
+                "cut": cut,
+                "announced": done,
+            }
+        )
+        path.write_text(json.dumps(log_[-100:]))
 
     # -- flows ----------------------------------------------------------------
     def _ofport(self, host: str, ifname: str) -> int | None:
         out = vsctl(self._dirs(host), "--if-exists", "get", "interface", ifname, "ofport").strip()
         return int(out) if out.lstrip("-").isdigit() and int(out) > 0 else None
 
-    def load_flows(self, inv: Inventory, ports: dict[tuple[int, str], Port]) -> None:
+    def load_flows(
+        self, inv: Inventory, ports: dict[tuple[int, str], Port], keep: Sequence[Wire] = ()
+    ) -> None:
+        """Every proxy switch's flows from the wiring (and ``keep``: links still in use)."""
         topo = self.layout.topology
         teaming = {p.key: p.teaming.uplinks for p in inv.portgroups}
         for i, sw in enumerate(topo.switches):
@@ -214,7 +239,7 @@ class Agent:
             uplink_name = switch.uplink_names[0] if switch and switch.uplink_names else "uplink1"
             for host in topo.members(sw):
                 proxy = []
-                for w in self.wired.values():
+                for w in [*self.wired.values(), *keep]:
                     port = ports.get((w.switch_index, w.port_key))
                     ofport = self._ofport(host, self.layout.port_ifname(w.switch_index, w.port_key))
                     if w.host != host or w.switch_index != i or port is None or ofport is None:
@@ -268,11 +293,14 @@ class Agent:
                 self.prearm(new)  # the destination port must exist before its flows
         for _, new in moves:
             self.wired[_key(new)] = new
-        # Flows first (the destination port starts forwarding), then the link moves.
-        self.load_flows(inv, ports)
+        # Flows first (the destination port starts forwarding, the source keeps forwarding),
+        # then the link moves, then the source's flows go: nothing is cut before it moved.
+        self.load_flows(inv, ports, keep=[old for old, _ in moves])
         for old, new in moves:
             log.info("moving %s %s: %s -> %s", new.vm, new.ifname, old.host, new.host)
             self.switch_over(old, new)
+        if moves:
+            self.load_flows(inv, ports)
         self.generation += 1
         self._save()
 

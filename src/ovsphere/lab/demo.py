@@ -12,8 +12,6 @@ intent and watches.
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +21,7 @@ from pyVmomi import vim
 from ovsphere.errors import PreconditionError
 from ovsphere.lab.manager import lab_settings
 from ovsphere.lab.manual import LabControl
+from ovsphere.lab.pings import ping_through
 from ovsphere.lab.vmotion import migrate, wait_for_move
 from ovsphere.manager import operations
 from ovsphere.manager.desired import BOUND, INTENT_ATTRIBUTE
@@ -56,26 +55,6 @@ def wait_bound(
 
     operations.wait_for(check, timeout=timeout)
     return time.monotonic() - start
-
-
-def ping_through(
-    lab: LabControl, src: str, dst_ip: str, during: Callable[[], None]
-) -> tuple[int, int]:
-    """(sent, lost) of a 10 ms ping from ``src`` to ``dst_ip`` running while ``during()`` runs."""
-    argv = ["ip", "netns", "exec", lab.ns(src), "ping", "-n", "-q", "-i", "0.01", "-W", "1", dst_ip]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        time.sleep(0.5)
-        during()
-        time.sleep(1.0)
-    finally:
-        proc.send_signal(2)  # SIGINT: ping prints its summary
-        out, _ = proc.communicate(timeout=10)
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    if not m:
-        raise PreconditionError(f"ping printed no summary: {out.strip()[-200:]}")
-    sent, got = int(m.group(1)), int(m.group(2))
-    return sent, sent - got
 
 
 def run_demo(name: str, say: Callable[[str], None]) -> None:
@@ -161,8 +140,8 @@ def run_demo(name: str, say: Callable[[str], None]) -> None:
             migrate(vc, first, target)
             wait_for_move(lab.state.dir, first, target)
 
-        sent, lost = ping_through(lab, peer, ips[first], move)
+        pings = ping_through(lab, peer, ips[first], move)
         say(
             f"$ ovsphere lab vmotion {first} {target}, with {peer} pinging {first} every "
-            f"10 ms: {lost} of {sent} pings lost ({lost * 10} ms)"
+            f"10 ms: {pings.lost} of {pings.sent} pings lost ({pings.lost * 10} ms)"
         )

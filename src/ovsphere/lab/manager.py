@@ -32,6 +32,7 @@ def config_text(layout: Layout, state: LabState) -> str:
         "# Written by `ovsphere lab up`: the lab's manager settings.",
         f"nb = {_q(state.record.info['nb'])}",
         f"sb = {_q(layout.sb_remote())}",
+        f"manager_sb = {_q(state.record.info['sb'])}",
         'transport_interface = "br-phy"',
         f"transport_mtu = {topo.underlay_mtu}",
         "resync_interval = 10",

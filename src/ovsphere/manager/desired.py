@@ -101,6 +101,14 @@ def _check_name(net: str, value: str) -> None:
 
 
 @dataclass(frozen=True)
+class Move:
+    """A vMotion in flight: the VM runs on host ``src`` until it runs on ``dst``."""
+
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True)
 class ManagedSwitch:
     """A vDS with an isolated port group: its VM NICs are ovsphere's to bind."""
 
@@ -128,9 +136,12 @@ class Snapshot:
     networks: Mapping[str, Network]
     lports: Sequence[LogicalPort]
     nodes: NodeSettings
-    migrations: Mapping[str, str] = field(default_factory=dict)  # VM moref -> destination host
+    migrations: Mapping[str, Move] = field(default_factory=dict)  # VM moref -> its vMotion
     rule: OvsVmRule = field(default_factory=OvsVmRule)
     node_errors: Mapping[str, str] = field(default_factory=dict)  # OVS VM name -> last error
+    #: logical port -> the chassis it is active on (from the SB); None: the SB is not read,
+    #: and a vMotion is over as soon as vCenter shows the VM on its destination
+    active: Mapping[str, frozenset[str]] | None = None
 
 
 # --- Outputs --------------------------------------------------------------------------------
@@ -181,6 +192,7 @@ class Plan:
     delete_networks: tuple[str, ...] = ()  # marked for deletion, no port left
     busy: Mapping[str, frozenset[int]] = field(default_factory=dict)  # per vDS: orphan VLANs
     status: tuple[NicStatus, ...] = ()
+    settled: tuple[str, ...] = ()  # VMs whose vMotion is over: forget it
 
     @property
     def empty(self) -> bool:
@@ -258,12 +270,13 @@ def plan(snap: Snapshot) -> Plan:
         item = live[owner]
         needs.append(Need(owner, item.switch.uuid, net, item.nic.mac, item.vm.name))
 
+    moves, settled = _moves(snap, active, node_of_host)
     port_edits = _port_edits(snap, ovs_vms, active, live)
     busy = _busy(snap)
     releases = tuple(
         sorted(lp.name for lp in releasing if _released(lp, snap.ports.get(lp.vds, ())))
     )
-    pins, patches = _pins_and_patches(snap, active, live, node_of_host)
+    pins, patches = _pins_and_patches(snap, active, live, node_of_host, moves)
     nodes = _node_desired(snap, ovs_vms, patches)
     delete_networks = tuple(
         sorted(
@@ -273,7 +286,17 @@ def plan(snap: Snapshot) -> Plan:
         )
     )
     status = _status(
-        snap, live, active, lports, intents, errors, port_edits, pins, node_of_host, host_names
+        snap,
+        live,
+        active,
+        lports,
+        intents,
+        errors,
+        port_edits,
+        pins,
+        node_of_host,
+        host_names,
+        moves,
     )
     return Plan(
         needs=tuple(sorted(needs, key=lambda n: (n.vm_name, n.owner.nic))),
@@ -284,6 +307,7 @@ def plan(snap: Snapshot) -> Plan:
         delete_networks=delete_networks,
         busy=busy,
         status=status,
+        settled=settled,
     )
 
 
@@ -304,6 +328,40 @@ def nodes_by_host(ovs_vms: Sequence[OvsVm]) -> dict[str, OvsVm]:
         if o.host and o.host not in out:
             out[o.host] = o
     return out
+
+
+def _moves(
+    snap: Snapshot, active: Mapping[Owner, LogicalPort], node_of_host: Mapping[str, OvsVm]
+) -> tuple[dict[str, Move], tuple[str, ...]]:
+    """The vMotions still in flight, and those that are over.
+
+    A move is over once the VM is on its destination *and* every one of its
+    ports is active there (the destination's ovn-controller saw the VM's RARP):
+    until then both hosts stay armed, since vCenter may show the VM on its
+    destination before its frames get there.  A VM found on neither host (an
+    HA restart elsewhere, or deleted) ends its move too.
+    """
+    vms = {vm.moref: vm for vm in snap.inventory.vms}
+    ports_of: dict[str, list[LogicalPort]] = {}
+    for owner, lp in active.items():
+        ports_of.setdefault(owner.vm, []).append(lp)
+    moves, settled = {}, []
+    for moref, move in sorted(snap.migrations.items()):
+        vm = vms.get(moref)
+        if vm is None or vm.host not in (move.src, move.dst) or move.src == move.dst:
+            settled.append(moref)
+        elif vm.host == move.src:
+            moves[moref] = move
+        elif snap.active is None or move.dst not in node_of_host:
+            settled.append(moref)
+        else:
+            chassis = _system_id(snap, node_of_host[move.dst])
+            lps = ports_of.get(vm.instance_uuid, [])
+            if all(chassis in snap.active.get(lp.name, ()) for lp in lps):
+                settled.append(moref)
+            else:
+                moves[moref] = move
+    return moves, tuple(settled)
 
 
 def _is_active(
@@ -377,15 +435,16 @@ def _pins_and_patches(
     active: Mapping[Owner, LogicalPort],
     live: Mapping[Owner, _Live],
     node_of_host: Mapping[str, OvsVm],
+    moves: Mapping[str, Move],
 ) -> tuple[tuple[Pin, ...], dict[str, list[Patch]]]:
     pins = []
     patches: dict[str, list[Patch]] = {}
     for owner, lp in sorted(active.items(), key=lambda kv: kv[1].name):
         item = live[owner]
-        hosts = _hosts_of(item.vm, snap.migrations)
-        nodes = [node_of_host[h] for h in hosts if h in node_of_host]
-        if not nodes or nodes[0].host != item.vm.host:
+        if item.vm.host not in node_of_host:
             continue  # the VM's own host has no OVS VM: reported in the status
+        hosts = _hosts_of(item.vm, moves)
+        nodes = [node_of_host[h] for h in hosts if h in node_of_host]
         chassis = tuple(_system_id(snap, n) for n in nodes)
         activation = "rarp" if len(chassis) > 1 else None
         if (lp.requested_chassis, lp.activation) != (chassis, activation):
@@ -403,12 +462,12 @@ def _system_id(snap: Snapshot, node: OvsVm) -> str:
     return chassis.system_id if chassis else node.name
 
 
-def _hosts_of(vm: VirtualMachine, migrations: Mapping[str, str]) -> list[str]:
-    """The VM's host, then the destination of its vMotion in flight."""
+def _hosts_of(vm: VirtualMachine, moves: Mapping[str, Move]) -> list[str]:
+    """The VM's host; during a vMotion in flight, its source then its destination."""
     if vm.host is None:
         return []
-    dest = migrations.get(vm.moref)
-    return [vm.host, dest] if dest and dest != vm.host else [vm.host]
+    move = moves.get(vm.moref)
+    return [move.src, move.dst] if move else [vm.host]
 
 
 def _node_desired(
@@ -449,6 +508,7 @@ def _status(
     pins: Sequence[Pin],
     node_of_host: Mapping[str, OvsVm],
     host_names: Mapping[str, str],
+    moves: Mapping[str, Move],
 ) -> tuple[NicStatus, ...]:
     edited = {(vds, e.key) for vds, edits in port_edits.items() for e in edits}
     pinning = {p.port for p in pins}
@@ -456,14 +516,14 @@ def _status(
     for owner, item in live.items():
         vm, nic, sw = item.vm, item.nic, item.switch
         lp = lports.get(owner)
-        hosts = _hosts_of(vm, snap.migrations)
+        hosts = _hosts_of(vm, moves)
         nodes = [node_of_host.get(h) for h in hosts]
         chassis = ",".join(n.name for n in nodes if n) or None
         reason = errors.get(owner, "")
         if owner in active:
             state = BOUND
             assert lp is not None
-            problem = _bound_problem(snap, item, nodes, host_names)
+            problem = _bound_problem(snap, item, hosts, nodes, host_names)
             if problem:
                 state, reason = ERROR, problem
             elif (sw.uuid, nic.backing.port_key) in edited or not nic.backing.port_key:
@@ -472,7 +532,12 @@ def _status(
                 state, reason = PENDING, "requested-chassis not set yet"
             elif len(hosts) > 1:
                 state = MIGRATING
-                reason = f"to {host_names.get(hosts[1], hosts[1])}"
+                dest = host_names.get(hosts[1], hosts[1])
+                reason = (
+                    f"on {dest}, waiting for its RARP there"
+                    if vm.host == hosts[1]
+                    else f"to {dest}"
+                )
             elif lp.up is not True:
                 state, reason = PENDING, "not yet up in OVN"
         elif lp is not None:
@@ -523,12 +588,15 @@ def _status(
 
 
 def _bound_problem(
-    snap: Snapshot, item: _Live, nodes: Sequence[OvsVm | None], host_names: Mapping[str, str]
+    snap: Snapshot,
+    item: _Live,
+    hosts: Sequence[str],
+    nodes: Sequence[OvsVm | None],
+    host_names: Mapping[str, str],
 ) -> str:
-    vm = item.vm
-    if vm.host is None:
+    if item.vm.host is None:
         return "the VM has no host"
-    for host, node in zip(_hosts_of(vm, snap.migrations), nodes, strict=True):
+    for host, node in zip(hosts, nodes, strict=True):
         name = host_names.get(host, host)
         if node is None:
             return f"host {name} has no OVS VM (deploy one there: see `ovsphere check`)"

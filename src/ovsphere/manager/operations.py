@@ -30,6 +30,7 @@ from ovsphere.manager.allocation import Request, allocate_ports
 from ovsphere.manager.desired import INTENT_ATTRIBUTE, NicStatus, nodes_by_host, plan
 from ovsphere.manager.snapshot import (
     managed_switches,
+    moves_of,
     node_settings,
     pools,
     read_snapshot,
@@ -249,8 +250,9 @@ def detach(vc: Connection, nb: NbClient, vm_name: str, *, nic: str | None = None
 
 
 def status(vc: Connection, nb: NbClient, settings: Settings) -> tuple[NicStatus, ...]:
-    migrations = {vm: dest for vm, dest in migrations_in_progress(vc).items() if dest}
-    return plan(read_snapshot(vc, nb, settings, migrations=migrations)).status
+    inv = read_inventory(vc)
+    moves = moves_of(migrations_in_progress(vc), inv)
+    return plan(read_snapshot(vc, nb, settings, migrations=moves, inventory=inv)).status
 
 
 def wait_for(

@@ -34,14 +34,16 @@ from ovsphere.config import Settings
 from ovsphere.errors import OvsphereError
 from ovsphere.manager import faults
 from ovsphere.manager.allocation import Request, allocate_ports
-from ovsphere.manager.desired import NicStatus, Plan, Snapshot, plan
+from ovsphere.manager.desired import Move, NicStatus, Plan, Snapshot, plan
 from ovsphere.manager.nodes import NodePool
 from ovsphere.manager.snapshot import pools, read_snapshot
 from ovsphere.model import Inventory
 from ovsphere.ovn import ports as ovn_ports
 from ovsphere.ovn.connection import NbClient
 from ovsphere.ovn.networks import delete_network
+from ovsphere.ovn.southbound import SbReader
 from ovsphere.vsphere.connection import Connection
+from ovsphere.vsphere.inventory import read_inventory
 from ovsphere.vsphere.ports import reconfigure_ports
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class PassReport:
     networks_deleted: int = 0
     errors: list[str] = field(default_factory=list)
     status: tuple[NicStatus, ...] = ()
+    settled: set[str] = field(default_factory=set)  # VMs whose vMotion is over
     seconds: float = 0.0
 
     @property
@@ -87,24 +90,28 @@ class Reconciler:
         nb: NbClient,
         nodes: NodePool,
         *,
-        migrations: Callable[[], Mapping[str, str]] = dict,
+        migrations: Callable[[Inventory], Mapping[str, Move]] = lambda _: {},
+        sb: SbReader | None = None,
     ) -> None:
         self.settings = settings
         self.vc = vc
         self.nb = nb
         self.nodes = nodes
         self.migrations = migrations
+        self.sb = sb
         self.node_errors: dict[str, str] = {}
         self.last_inventory: Inventory | None = None
 
-    def snapshot(self, inventory: Inventory | None = None) -> Snapshot:
+    def snapshot(self) -> Snapshot:
+        inventory = read_inventory(self.vc)
         return read_snapshot(
             self.vc,
             self.nb,
             self.settings,
-            migrations=self.migrations(),
+            migrations=self.migrations(inventory),
             errors=self.node_errors,
             inventory=inventory,
+            active=self.sb.active_chassis() if self.sb is not None else None,
         )
 
     def run_pass(self) -> PassReport:
@@ -116,6 +123,7 @@ class Reconciler:
             self.last_inventory = snap.inventory
             p = plan(snap)
             report.status = p.status
+            report.settled.update(p.settled)
             if p.needs and self._allocate(snap, p, report):
                 continue
             before = report.progress

@@ -10,10 +10,13 @@ Concurrency, in one process:
   with its own session): every burst of changes wakes the main thread, and
   vMotion events update the migrations in flight (pre-arm on
   ``VmBeingHotMigratedEvent``, finalize once vCenter shows the VM on its
-  destination, roll back on ``VmFailedMigrateEvent``);
+  destination *and* the SB shows the destination took its ports over after
+  the VM's RARP, roll back on ``VmFailedMigrateEvent``);
 - ovsdbapp's IDL thread keeps the NB replica current: a change there that
   this manager did not make (an attach, a detach, a new network) wakes the
   main thread too;
+- a second IDL follows the SB's port bindings (read only): while a vMotion
+  waits for its destination to take over, a change there wakes the main thread;
 - the node pool's threads apply the transport nodes in parallel.
 
 A pass also runs every ``resync_interval`` seconds whatever happened, so a
@@ -26,13 +29,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from ovsphere.config import Settings
 from ovsphere.errors import OvsphereError
+from ovsphere.manager.desired import Move
 from ovsphere.manager.nodes import NodePool
 from ovsphere.manager.reconciler import Reconciler
+from ovsphere.model import Inventory
 from ovsphere.ovn.connection import NbClient, TlsFiles
+from ovsphere.ovn.southbound import SbReader
 from ovsphere.vsphere.connection import Connection
 from ovsphere.vsphere.nics import migrations_in_progress
 from ovsphere.vsphere.watch import (
@@ -47,38 +53,75 @@ log = logging.getLogger(__name__)
 LOCK = "ovsphere_manager"  # an OVSDB <id>: letters, digits, underscores
 #: seconds before a pass that failed somewhere is tried again
 RETRY = 2.0
+#: seconds a vMotion stays armed on both hosts, after vCenter shows the VM on its
+#: destination, waiting for the destination to see the VM's RARP
+ACTIVATION_TIMEOUT = 10.0
 
 
 class Migrations:
-    """vMotions in flight, as the watch reports them: VM moref -> destination host."""
+    """vMotions in flight, as the watch reports them: VM moref -> (source, destination).
 
-    def __init__(self) -> None:
+    A move is forgotten when the plan says it is over (the VM runs on its
+    destination and is active there in OVN), when it fails, or when the
+    destination has not taken the VM over ``timeout`` seconds after vCenter
+    showed it there (no RARP seen: finalizing beats staying armed forever).
+    """
+
+    def __init__(self, timeout: float = ACTIVATION_TIMEOUT) -> None:
         self._lock = threading.Lock()
-        self._dest: dict[str, str] = {}
+        self._hosts: dict[str, tuple[str | None, str]] = {}
+        self._arrived: dict[str, float] = {}
+        self.timeout = timeout
 
-    def seed(self, found: Mapping[str, str | None]) -> None:
+    def seed(self, found: Mapping[str, tuple[str | None, str | None]]) -> None:
         with self._lock:
-            self._dest.update({vm: d for vm, d in found.items() if d})
+            self._hosts.update({vm: (src, dst) for vm, (src, dst) in found.items() if dst})
 
-    def started(self, vm: str, dest: str | None) -> None:
+    def started(self, vm: str, source: str | None, dest: str | None) -> None:
         if dest:
             with self._lock:
-                self._dest[vm] = dest
+                self._hosts[vm] = (source, dest)
+                self._arrived.pop(vm, None)
 
     def failed(self, vm: str) -> None:
-        with self._lock:
-            self._dest.pop(vm, None)
+        self.forget([vm])
 
-    def arrived(self, hosts: Mapping[str, str | None]) -> None:
-        """Forget moves whose VM vCenter now shows on the destination (or gone)."""
+    def forget(self, vms: Iterable[str]) -> None:
         with self._lock:
-            for vm in list(self._dest):
-                if vm not in hosts or hosts[vm] == self._dest[vm]:
-                    del self._dest[vm]
+            for vm in vms:
+                self._hosts.pop(vm, None)
+                self._arrived.pop(vm, None)
 
-    def __call__(self) -> dict[str, str]:
+    def __bool__(self) -> bool:
         with self._lock:
-            return dict(self._dest)
+            return bool(self._hosts)
+
+    def __call__(self, inventory: Inventory) -> dict[str, Move]:
+        """The moves to plan with, their sources filled in from ``inventory``."""
+        now = time.monotonic()
+        hosts = {vm.moref: vm.host for vm in inventory.vms}
+        out = {}
+        with self._lock:
+            for vm, (src, dst) in list(self._hosts.items()):
+                here = hosts.get(vm)
+                if src is None and here is not None and here != dst:
+                    src = here
+                    self._hosts[vm] = (src, dst)
+                if here == dst:
+                    since = self._arrived.setdefault(vm, now)
+                    if now - since > self.timeout:
+                        log.warning(
+                            "vMotion of %s: no RARP seen on %s %.0f s after vCenter showed the"
+                            " VM there; finalizing",
+                            vm,
+                            dst,
+                            self.timeout,
+                        )
+                        del self._hosts[vm], self._arrived[vm]
+                        continue
+                if src is not None:
+                    out[vm] = Move(src, dst)
+        return out
 
 
 class Manager:
@@ -121,9 +164,24 @@ class Manager:
         if nb.has_lock:
             log.info("active: this manager holds the NB lock %s", LOCK)
 
+    def _southbound(self) -> SbReader | None:
+        remote = self.settings.manager_sb or self.settings.sb
+        if not remote:
+            log.warning(
+                "no SB configured (manager_sb or sb): a vMotion is finalized as soon as vCenter"
+                " shows the VM on its destination, not once the VM is active there"
+            )
+            return None
+        try:
+            return SbReader(remote, tls=self._tls())
+        except OvsphereError as exc:
+            log.warning("%s; finalizing vMotions on vCenter's word alone", exc.message)
+            return None
+
     def _act(self, nb: NbClient) -> None:
         vc = self._vcenter()
         nodes = NodePool(self.settings)
+        sb = self._southbound()
         watch_done = threading.Event()
         watcher = threading.Thread(
             target=self._watch, args=(watch_done,), name="vcenter-watch", daemon=True
@@ -131,12 +189,17 @@ class Manager:
         try:
             self.migrations.seed(migrations_in_progress(vc))
             watcher.start()
-            rec = Reconciler(self.settings, vc, nb, nodes, migrations=self.migrations)
+            rec = Reconciler(self.settings, vc, nb, nodes, migrations=self.migrations, sb=sb)
             seen = -1
+            seen_sb = sb.change_seqno if sb else 0
             next_resync = 0.0
             while not self.stop.is_set() and nb.has_lock:
                 now = time.monotonic()
                 changed = nb.idl.change_seqno != seen
+                # The SB matters only while a vMotion waits for its destination to take over.
+                if sb is not None and sb.change_seqno != seen_sb:
+                    seen_sb = sb.change_seqno
+                    changed = changed or bool(self.migrations)
                 if self.wake.is_set() or changed or now >= next_resync:
                     self.wake.clear()
                     ok = self._pass(rec)
@@ -152,6 +215,8 @@ class Manager:
             if watcher.is_alive():
                 watcher.join(timeout=10)
             nodes.close()
+            if sb is not None:
+                sb.close()
             vc.close()
 
     def _pass(self, rec: Reconciler) -> bool:
@@ -163,9 +228,9 @@ class Manager:
             log.error("reconciliation pass failed: %s", exc.message)
             return False
         self.passes += 1
-        inv = rec.last_inventory
-        if inv is not None:
-            self.migrations.arrived({vm.moref: vm.host for vm in inv.vms})
+        if report.settled:
+            self.migrations.forget(report.settled)
+            log.info("vMotion of %s over: finalized", ", ".join(sorted(report.settled)))
         states: dict[str, int] = {}
         for s in report.status:
             states[s.state] = states.get(s.state, 0) + 1
@@ -200,7 +265,7 @@ class Manager:
                         log.info(
                             "vMotion of %s to %s announced: pre-arming", change.vm, change.dest_host
                         )
-                        self.migrations.started(change.vm, change.dest_host)
+                        self.migrations.started(change.vm, change.source_host, change.dest_host)
                     elif isinstance(change, MigrationFailed):
                         log.info("vMotion of %s failed: rolling back", change.vm)
                         self.migrations.failed(change.vm)

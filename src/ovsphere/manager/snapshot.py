@@ -4,10 +4,11 @@
 isolated port group (one ``FetchDVPorts`` per vDS, by port group key), and
 ovsphere's networks and logical ports from the NB replica; the caller adds
 what the vSphere watch knows that state does not (vMotions announced but not
-done) and the transport nodes' last errors.  :func:`managed_switches` says
-which vDS are ovsphere's: each that carries a port group named like the
-``portgroup`` setting (only the ``dvs`` one, when that is set), or those the
-``isolated`` setting names with their own port group.
+done), where the SB has each port active, and the transport nodes' last
+errors.  :func:`managed_switches` says which vDS are ovsphere's: each that
+carries a port group named like the ``portgroup`` setting (only the ``dvs``
+one, when that is set), or those the ``isolated`` setting names with their
+own port group.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ovsphere.config import Settings
 from ovsphere.errors import NotFoundError
 from ovsphere.logic.ovs_vms import OvsVmRule
 from ovsphere.logic.vlan import VlanPool
-from ovsphere.manager.desired import ManagedSwitch, NodeSettings, Snapshot
+from ovsphere.manager.desired import ManagedSwitch, Move, NodeSettings, Snapshot
 from ovsphere.model import Inventory
 from ovsphere.ovn import owners
 from ovsphere.ovn.connection import NbClient
@@ -93,9 +94,10 @@ def read_snapshot(
     nb: NbClient,
     settings: Settings,
     *,
-    migrations: Mapping[str, str] | None = None,
+    migrations: Mapping[str, Move] | None = None,
     errors: Mapping[str, str] | None = None,
     inventory: Inventory | None = None,
+    active: Mapping[str, frozenset[str]] | None = None,
 ) -> Snapshot:
     inv = inventory if inventory is not None else read_inventory(conn)
     switches = managed_switches(inv, settings)
@@ -117,4 +119,16 @@ def read_snapshot(
         migrations=dict(migrations or {}),
         rule=rule_of(settings),
         node_errors=dict(errors if errors is not None else node_errors(nb)),
+        active=active,
     )
+
+
+def moves_of(found: Mapping[str, tuple[str | None, str | None]], inv: Inventory) -> dict[str, Move]:
+    """vMotions under way (:func:`~ovsphere.vsphere.nics.migrations_in_progress`) as moves."""
+    hosts = {vm.moref: vm.host for vm in inv.vms}
+    out = {}
+    for vm, (src, dst) in found.items():
+        src = src or hosts.get(vm)
+        if src and dst and src != dst:
+            out[vm] = Move(src, dst)
+    return out

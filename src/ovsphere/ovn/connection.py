@@ -54,6 +54,14 @@ def use_tls(files: TlsFiles) -> None:
     stream.Stream.ssl_set_ca_cert_file(str(files.ca_cert))
 
 
+def schema_helper(remote: str, schema: str, *, fix: str) -> Any:
+    """The schema of ``schema`` at ``remote``, or OvnUnreachable naming the remote."""
+    try:
+        return idlutils.get_schema_helper(remote, schema)
+    except Exception as exc:  # ovsdbapp raises a bare Exception when no remote answers
+        raise OvnUnreachable(f"cannot reach {schema} at {remote}: {exc}", fix=fix) from exc
+
+
 class NbClient:
     def __init__(
         self,
@@ -66,14 +74,12 @@ class NbClient:
         self.remote = remote
         if tls is not None:
             use_tls(tls)
-        try:
-            helper = idlutils.get_schema_helper(remote, "OVN_Northbound")
-        except Exception as exc:  # ovsdbapp raises a bare Exception when no remote answers
-            raise OvnUnreachable(
-                f"cannot reach the OVN northbound DB at {remote}: {exc}",
-                fix="check that ovsdb-server runs and the NB connection string (--nb / "
-                "OVSPHERE_NB) is right",
-            ) from exc
+        helper = schema_helper(
+            remote,
+            "OVN_Northbound",
+            fix="check that ovsdb-server runs and the NB connection string (--nb / "
+            "OVSPHERE_NB) is right",
+        )
         helper.register_all()
         idl = connection.OvsdbIdl(remote, helper, leader_only=True)
         if lock is not None:

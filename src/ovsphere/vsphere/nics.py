@@ -10,10 +10,11 @@ grows it if autoExpand is on).  The spec carries the VM's ``changeVersion``
 refuse instead of one change silently undoing the other.
 
 :func:`migrations_in_progress` answers, after a restart of the manager, which
-vMotions are still under way and where they go: vCenter's recent tasks say
-which ``MigrateVM_Task`` / ``RelocateVM_Task`` still run, and the newest
-"being migrated" event for the VM since its task was queued names the
-destination host (a task does not carry its arguments).
+vMotions are still under way, from where and to where: vCenter's recent
+tasks say which ``MigrateVM_Task`` / ``RelocateVM_Task`` still run, and the
+newest "being migrated" event for the VM since its task was queued names the
+source and destination hosts (a task does not carry its arguments, and the
+VM's own host changes half way).
 """
 
 from __future__ import annotations
@@ -124,17 +125,20 @@ def _on_portgroup(nic: Any, switch_uuid: str, portgroup_key: str) -> bool:
     )
 
 
-def migrations_in_progress(conn: Connection) -> dict[str, str | None]:
-    """VM moref -> destination host moref of every vMotion running or queued in vCenter.
+Hosts = tuple[str | None, str | None]
 
-    The destination is None while vCenter has not announced it yet (a queued
+
+def migrations_in_progress(conn: Connection) -> dict[str, Hosts]:
+    """VM moref -> (source, destination) host morefs of every vMotion running or queued.
+
+    Both are None while vCenter has not announced the move yet (a queued
     task, or a running one whose "being migrated" event is not posted yet).
     A VM whose vMotion ended (succeeded or failed) is absent.
     """
     return conn.call("read the vMotions in progress", _migrations)
 
 
-def _migrations(si: Any) -> dict[str, str | None]:
+def _migrations(si: Any) -> dict[str, Hosts]:
     # Per VM, the task that started first: vCenter runs one move of a VM at a
     # time, so a second one is queued behind it.
     first: dict[str, dict[str, Any]] = {}
@@ -147,7 +151,7 @@ def _migrations(si: Any) -> dict[str, str | None]:
         vm = entity._moId
         if vm not in first or _order(info) < _order(first[vm]):
             first[vm] = info
-    return {vm: _destination(si, info["info.entity"], _since(info)) for vm, info in first.items()}
+    return {vm: _announced(si, info["info.entity"], _since(info)) for vm, info in first.items()}
 
 
 def _recent_tasks(si: Any) -> Iterator[dict[str, Any]]:
@@ -197,8 +201,8 @@ def _order(info: dict[str, Any]) -> tuple[bool, float]:
     return (since is None, since.timestamp() if since else 0.0)
 
 
-def _destination(si: Any, vm: Any, since: datetime | None) -> str | None:
-    """destHost of the newest announcement of a move of ``vm`` posted at or after ``since``."""
+def _announced(si: Any, vm: Any, since: datetime | None) -> Hosts:
+    """(host, destHost) of the newest announcement of a move of ``vm`` since ``since``."""
     spec = vim.event.EventFilterSpec(
         entity=vim.event.EventFilterSpec.ByEntity(entity=vm, recursion="self"),
         eventTypeId=list(ANNOUNCEMENTS),
@@ -218,6 +222,7 @@ def _destination(si: Any, vm: Any, since: datetime | None) -> str | None:
         and (since is None or e.createdTime >= since)
     ]
     if not found:
-        return None
+        return None, None
     newest = max(found, key=lambda e: (e.createdTime, e.key))
-    return str(newest.destHost.host._moId)
+    source = newest.host.host._moId if getattr(newest, "host", None) else None
+    return source, str(newest.destHost.host._moId)
