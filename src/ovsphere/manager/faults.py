@@ -24,6 +24,12 @@ POINTS = (
     "pass:after-nodes",  # patch pairs added/removed, requested-chassis not yet set
     "pass:after-pins",  # requested-chassis set, released ports not yet deleted
     "pass:after-releases",  # released ports deleted, networks not yet deleted
+    # the same steps, in the round that pre-arms a vMotion's destination ...
+    "vmotion:after-prearm-nodes",  # destination patch added, requested-chassis still src
+    "vmotion:after-prearm-pins",  # requested-chassis=src,dst with activation-strategy=rarp
+    # ... and in the round that finalizes it
+    "vmotion:after-finalize-nodes",  # source patch removed, requested-chassis still src,dst
+    "vmotion:after-finalize-pins",  # requested-chassis=dst
 )
 
 log = logging.getLogger(__name__)

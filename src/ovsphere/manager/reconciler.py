@@ -195,8 +195,13 @@ class Reconciler:
             ovn_ports.set_node_errors(self.nb, errors)
         except OvsphereError as exc:
             report.errors.append(exc.message)
+        # The step of a vMotion this round takes, for the crash points.
+        move = "prearm" if any(pin.activation for pin in p.pins) else None
+        move = "finalize" if p.settled and p.pins else move
         if changes:
             faults.point("pass:after-nodes")
+            if move:
+                faults.point(f"vmotion:after-{move}-nodes")
 
         if p.pins:
             try:
@@ -207,6 +212,8 @@ class Reconciler:
                 for pin in p.pins:
                     log.info("port %s: requested-chassis %s", pin.port, ",".join(pin.chassis))
                 faults.point("pass:after-pins")
+                if move:
+                    faults.point(f"vmotion:after-{move}-pins")
             except OvsphereError as exc:
                 report.errors.append(exc.message)
 

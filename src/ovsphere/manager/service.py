@@ -130,6 +130,7 @@ class Manager:
         self.stop = stop or threading.Event()
         self.wake = threading.Event()
         self.migrations = Migrations()
+        self._watching = threading.Event()  # the vCenter watch has its baseline
         self.passes = 0
 
     def _tls(self) -> TlsFiles | None:
@@ -187,8 +188,12 @@ class Manager:
             target=self._watch, args=(watch_done,), name="vcenter-watch", daemon=True
         )
         try:
-            self.migrations.seed(migrations_in_progress(vc))
+            # The watch's baseline first, then the vMotions already under way: a vMotion
+            # announced in between is reported by both (harmless), never by neither.
+            self._watching.clear()
             watcher.start()
+            self._watching.wait(timeout=30)
+            self.migrations.seed(migrations_in_progress(vc))
             rec = Reconciler(self.settings, vc, nb, nodes, migrations=self.migrations, sb=sb)
             seen = -1
             seen_sb = sb.change_seqno if sb else 0
@@ -260,6 +265,7 @@ class Manager:
         watcher = Watcher(conn, max_wait=1)
         try:
             for batch in watcher.batches(until=lambda: done.is_set() or self.stop.is_set()):
+                self._watching.set()
                 for change in batch:
                     if isinstance(change, MigrationStarted):
                         log.info(
@@ -276,5 +282,6 @@ class Manager:
         except OvsphereError as exc:
             log.error("vCenter watch stopped: %s", exc.message)
         finally:
+            self._watching.set()  # never leave the main thread waiting on a dead watch
             watcher.close()
             conn.close()

@@ -35,9 +35,14 @@ TEST_LAB = unique_name("t")
 MANAGED_LAB = unique_name("m")
 
 
-def lab_topology(name: str = TEST_LAB, *, manager: bool = False) -> Topology:
+CRASH_LAB = unique_name("c")
+
+
+def lab_topology(
+    name: str = TEST_LAB, *, manager: bool = False, precopy: float = 0.5
+) -> Topology:
     return Topology.model_validate(
-        {**DEFAULT_TOPOLOGY, "name": name, "precopy": 0.5, "manager": manager}
+        {**DEFAULT_TOPOLOGY, "name": name, "precopy": precopy, "manager": manager}
     )
 
 
@@ -63,12 +68,20 @@ def managed_lab() -> Iterator[LabControl]:
     yield from _lab(lab_topology(MANAGED_LAB, manager=True))
 
 
+@pytest.fixture(scope="module")
+def crash_lab() -> Iterator[LabControl]:
+    """A lab whose managers the tests start and kill; vMotions pre-copy for 8 s, so a
+    manager started after the vMotion began still pre-arms it."""
+    yield from _lab(lab_topology(CRASH_LAB, precopy=8.0))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome: Any = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        for fixture, name in (("lab", TEST_LAB), ("managed_lab", MANAGED_LAB)):
+        labs = (("lab", TEST_LAB), ("managed_lab", MANAGED_LAB), ("crash_lab", CRASH_LAB))
+        for fixture, name in labs:
             if fixture in getattr(item, "fixturenames", ()):
                 keep_logs(item.name, name)
 
