@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,15 +193,16 @@ class Agent:
             self.prearmed.pop(_key(new))
         saved = netlink.addresses(ns, old.ifname) if netlink.link_exists(ns, old.ifname) else []
         routes = _routes(ns, old.ifname)
+        # The VM is "stunned" only from here to the RARP: one netlink session, no
+        # ovs-vsctl. The old link is set aside, its proxy-switch port removed afterwards.
+        aside = f"o{old.ifname}"
+        if netlink.link_exists(ns, aside):  # left by an agent that died mid-move
+            netlink.delete_link(ns, aside)
         cut = time.time()
-        self._unplug(old)
-        netlink.rename(ns, f"n{new.ifname}", new.ifname)
-        netlink.set_up(ns, new.ifname)
-        for cidr in saved:
-            netlink.add_address(ns, new.ifname, cidr)
-        _restore_routes(ns, new.ifname, routes)
+        had_old = netlink.swap_in(ns, new.ifname, f"n{new.ifname}", aside, saved, routes)
         send_rarp(ns, new.ifname, new.mac)
         self._record_switch_over(old, new, cut, time.time())
+        self._unplug(replace(old, ifname=aside) if had_old else old)
 
     def _record_switch_over(self, old: Wire, new: Wire, cut: float, done: float) -> None:
         """``switchovers.json``: when each move cut the old link and announced the new one
@@ -359,13 +360,6 @@ def _routes(ns: str, ifname: str) -> list[dict[str, Any]]:
                     }
                 )
         return out
-
-
-def _restore_routes(ns: str, ifname: str, routes: list[dict[str, Any]]) -> None:
-    with netlink.ns_handle(ns) as ip:
-        idx = ip.link_lookup(ifname=ifname)[0]
-        for r in routes:
-            ip.route("replace", dst=f"{r['dst']}/{r['dst_len']}", gateway=r["gateway"], oif=idx)
 
 
 def become_subreaper() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from pyroute2 import NetNS, netns
 
@@ -133,6 +134,34 @@ def delete_link(ns: str, ifname: str) -> None:
 def rename(ns: str, old: str, new: str) -> None:
     with ns_handle(ns) as ip:
         ip.link("set", index=_index(ip, ns, old), ifname=new)
+
+
+def swap_in(
+    ns: str,
+    ifname: str,
+    spare: str,
+    aside: str,
+    cidrs: list[str],
+    routes: list[dict[str, Any]],
+) -> bool:
+    """Put link ``spare`` in the place of ``ifname``: the old link down and renamed
+    ``aside``, the spare renamed ``ifname`` and up with the old one's addresses and
+    routes.  One netlink session, so the swap takes milliseconds.  True if there was an
+    old link (now ``aside``)."""
+    with ns_handle(ns) as ip:
+        old = ip.link_lookup(ifname=ifname)
+        if old:
+            ip.link("set", index=old[0], state="down")
+            ip.link("set", index=old[0], ifname=aside)
+        idx = _index(ip, ns, spare)
+        ip.link("set", index=idx, ifname=ifname)
+        ip.link("set", index=idx, state="up")
+        for cidr in cidrs:
+            address, prefix = cidr.split("/")
+            ip.addr("add", index=idx, address=address, prefixlen=int(prefix))
+        for r in routes:
+            ip.route("replace", dst=f"{r['dst']}/{r['dst_len']}", gateway=r["gateway"], oif=idx)
+        return bool(old)
 
 
 def bridge(ns: str, name: str, *, mtu: int = 1500) -> None:

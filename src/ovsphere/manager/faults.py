@@ -1,18 +1,23 @@
-"""Named crash points, for the crash-consistency tests.
+"""Named crash points and delays, for the crash-consistency tests and the benchmarks.
 
 The manager calls :func:`point` between the steps of attach, detach and
 vMotion.  When ``OVSPHERE_CRASH_AT`` names that point the process dies on the
 spot (``os._exit``: no cleanup, no flushing, as a SIGKILL or a power cut
 would), so a test can restart the manager and check that the state converges.
 Unset, a point costs one dictionary lookup.
+
+``OVSPHERE_DELAY=NAME=SECONDS`` makes :func:`delay` ``NAME`` sleep that long:
+``bench/vmotion.py`` holds ``VmMigratedEvent`` back from the manager with it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 ENV = "OVSPHERE_CRASH_AT"
+DELAY_ENV = "OVSPHERE_DELAY"
 #: exit status of a process killed at a crash point (tests tell it from a real failure)
 CRASH_EXIT = 86
 
@@ -32,6 +37,9 @@ POINTS = (
     "vmotion:after-finalize-pins",  # requested-chassis=dst
 )
 
+#: every delay
+DELAYS = ("watch:before-migrated",)  # a VmMigratedEvent, before the manager acts on it
+
 log = logging.getLogger(__name__)
 
 
@@ -41,3 +49,13 @@ def point(name: str) -> None:
     if os.environ.get(ENV) == name:
         log.warning("crash point %s reached: exiting", name)
         os._exit(CRASH_EXIT)
+
+
+def delay(name: str) -> None:
+    if name not in DELAYS:
+        raise ValueError(f"unknown delay {name!r}")
+    spec = os.environ.get(DELAY_ENV, "")
+    point, _, seconds = spec.partition("=")
+    if point == name and seconds:
+        log.warning("delay %s: sleeping %s s", name, seconds)
+        time.sleep(float(seconds))

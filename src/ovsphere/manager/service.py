@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 
 from ovsphere.config import Settings
 from ovsphere.errors import OvsphereError
+from ovsphere.manager import faults
 from ovsphere.manager.desired import Move
 from ovsphere.manager.nodes import NodePool
 from ovsphere.manager.reconciler import Reconciler
@@ -266,6 +267,8 @@ class Manager:
         try:
             for batch in watcher.batches(until=lambda: done.is_set() or self.stop.is_set()):
                 self._watching.set()
+                if any(isinstance(c, MigrationDone) for c in batch):
+                    faults.delay("watch:before-migrated")
                 for change in batch:
                     if isinstance(change, MigrationStarted):
                         log.info(

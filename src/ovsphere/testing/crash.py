@@ -35,12 +35,19 @@ from ovsphere.vsphere.ports import PortQuery, fetch_ports
 
 
 class ManagerProcess:
-    def __init__(self, lab: LabControl, label: str, crash_at: str | None = None) -> None:
+    def __init__(
+        self,
+        lab: LabControl,
+        label: str,
+        crash_at: str | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         if crash_at is not None and crash_at not in faults.POINTS:
             raise ValueError(f"unknown crash point {crash_at!r}")
         state = LabState(lab.state.name)
         self.log = state.dir / f"{label}.log"
-        env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+        env = {k: v for k, v in os.environ.items() if k != faults.ENV} | dict(env or {})
         if crash_at:
             env[faults.ENV] = crash_at
         with open(self.log, "ab") as out:
