@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
 from ovsphere.lab.daemons import is_running
 from ovsphere.lab.demo import set_attribute
-from ovsphere.lab.manager import lab_settings, start_manager
+from ovsphere.lab.manager import PHYSNET, lab_settings, start_manager
 from ovsphere.lab.manual import LabControl
 from ovsphere.lab.pings import ping_through
 from ovsphere.lab.state import LabState
@@ -101,6 +102,32 @@ def test_a_kvm_vm_and_a_vsphere_vm_share_a_network(managed_lab, bound):
     ip = managed_lab.dhcp("kvm-vm1")
     wait_for_ping(managed_lab, "kvm-vm1", bound["vm2"])
     wait_for_ping(managed_lab, "vm3", ip)
+
+
+def test_a_vlan_transport_network_leaves_the_ovs_vms_tagged(managed_lab, ops, bound):
+    """``--transport vlan:physnet:100``: a localnet port, the lab's OVS VMs map ``physnet``
+    to their underlay bridge, and frames between hosts cross the fabric tagged 100."""
+    operations.create_network(
+        ops.nb, "green", transport=f"vlan:{PHYSNET}:100", cidr="10.45.0.0/24"
+    )
+    for vm in ("vm5", "vm6"):  # esx2, esx3
+        operations.attach(ops.vc, ops.nb, ops.settings, vm, "green")
+    ops.wait_state(["vm5", "vm6"], BOUND)
+    ip5, ip6 = managed_lab.dhcp("vm5"), managed_lab.dhcp("vm6")
+    wait_for_ping(managed_lab, "vm5", ip6)
+    capture = subprocess.Popen(
+        ["ip", "netns", "exec", managed_lab.ns("ovs-esx3"), "timeout", "10", "tcpdump", "-n",
+         "-c", "1", "-i", "eth1", "vlan 100 and icmp"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    time.sleep(1)  # tcpdump listening
+    assert managed_lab.ping("vm5", ip6, count=5) == 5
+    out, _ = capture.communicate(timeout=15)
+    assert f"{ip5} > {ip6}: ICMP echo request" in out, out
+    assert managed_lab.ping("vm5", bound["vm1"], count=2, wait=0.5) == 0  # red stays apart
+    for vm in ("vm5", "vm6"):
+        operations.detach(ops.vc, ops.nb, vm)
+    ops.wait_state(["vm5", "vm6"], UNATTACHED)
 
 
 def test_detach_blocks_the_dvport_before_the_vlan_is_freed(managed_lab, ops, bound):

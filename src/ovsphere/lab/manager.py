@@ -22,6 +22,10 @@ from ovsphere.lab.layout import Layout
 from ovsphere.lab.state import LabState, ProcessRecord
 
 
+#: the lab's physical network: the underlay, for networks made with --transport vlan:physnet:ID
+PHYSNET = "physnet"
+
+
 def _q(text: str) -> str:
     return json.dumps(text)  # a TOML basic string is a JSON string
 
@@ -47,6 +51,8 @@ def config_text(layout: Layout, state: LabState) -> str:
             f"[transport_nodes.{_q(node)}]",
             f"ovsdb = {_q(f'unix:{sock}')}",
             f"encap_ip = {_q(str(layout.underlay_ip(node)))}",
+            # VLAN-transport networks leave through the underlay bridge, tagged
+            f"bridge_mappings = {{ {PHYSNET} = \"br-phy\" }}",
         ]
     return "\n".join(lines) + "\n"
 
