@@ -21,7 +21,7 @@ from ovsphere.lab.manager import PHYSNET, lab_settings, start_manager
 from ovsphere.lab.manual import LabControl
 from ovsphere.lab.pings import ping_through
 from ovsphere.lab.state import LabState
-from ovsphere.lab.vmotion import migrate, wait_for_move
+from ovsphere.lab.vmotion import migrate, migrate_many, wait_for_move
 from ovsphere.manager import operations
 from ovsphere.manager.desired import BOUND, INTENT_ATTRIBUTE, UNATTACHED
 from ovsphere.ovn.connection import NbClient
@@ -172,6 +172,23 @@ def test_vmotion_under_a_10ms_ping_loses_no_more_than_the_switch_over(managed_la
         assert first_reply <= switch["announced"] + 0.5, (outage, switch)
     port = next(p for p in read_ports(ops.nb) if p.vm_name == "vm1")
     assert port.requested_chassis == ("ovs-esx2",) and port.activation is None
+
+
+def test_bulk_vmotion_moves_every_binding(managed_lab, ops, bound):
+    hosts = {vm: managed_lab.vm_host(vm) for vm in ("vm1", "vm2", "vm3", "vm4")}
+    names = {h.moref: h.name for h in managed_lab.inventory().hosts}
+    order = ["esx1", "esx2", "esx3"]
+    moves = {vm: order[(order.index(names[h or ""]) + 1) % 3] for vm, h in hosts.items()}
+    migrate_many(ops.vc, moves)
+    for vm, host in moves.items():
+        wait_for_move(managed_lab.state.dir, vm, host)
+    ops.wait_state(list(moves), BOUND)
+    ports = {p.vm_name: p for p in read_ports(ops.nb)}
+    for vm, host in moves.items():
+        assert ports[vm].requested_chassis == (f"ovs-{host}",), (vm, ports[vm])
+    for dst in ("vm2", "vm3"):
+        wait_for_ping(managed_lab, "vm1", bound[dst])
+    assert managed_lab.ping("vm4", bound["vm1"], count=2, wait=0.5) == 0
 
 
 def test_the_standby_manager_takes_over(managed_lab, ops, bound):

@@ -167,7 +167,8 @@ class Agent:
             f"external_ids:ovsphere-vm={w.vm}",
         )
 
-    def _unplug(self, w: Wire) -> None:
+    def _del_port(self, w: Wire) -> None:
+        """The wire's port off its host's proxy switch."""
         vsctl(
             self._dirs(w.host),
             "--if-exists",
@@ -175,14 +176,33 @@ class Agent:
             self.layout.bridge(w.switch_index),
             self.layout.port_ifname(w.switch_index, w.port_key),
         )
+
+    def _unplug(self, w: Wire) -> None:
+        self._del_port(w)
         netlink.delete_link(self.layout.ns(w.vm), w.ifname)
 
     def prearm(self, w: Wire) -> None:
-        """Make the destination link of a migrating vNIC, its VM end down."""
+        """Make the destination link of a migrating vNIC, its VM end down (idempotent)."""
         spare = f"n{w.ifname}"
-        if netlink.link_exists(self.layout.ns(w.vm), spare):
-            netlink.delete_link(self.layout.ns(w.vm), spare)
+        ns = self.layout.ns(w.vm)
+        if netlink.link_exists(ns, spare):
+            if self.prearmed.get(_key(w)) == w:
+                return  # announced twice: the link is there
+            # A stale spare: its proxy-switch port goes too, or ovs-vswitchd would keep
+            # the port of the deleted veth (same name, no database change to reopen it).
+            self._del_port(w)
+            netlink.delete_link(ns, spare)
         self._plug(w, spare, up=False)
+        # Its flows need its OpenFlow port number: without one the proxy switch would
+        # drop the VM's first frames there, the RARP among them.
+        vsctl(
+            self._dirs(w.host),
+            "--timeout=10",
+            "wait-until",
+            "interface",
+            self.layout.port_ifname(w.switch_index, w.port_key),
+            "ofport>0",
+        )
         self.prearmed[_key(w)] = w
 
     def switch_over(self, old: Wire, new: Wire) -> None:

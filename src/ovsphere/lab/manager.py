@@ -21,7 +21,6 @@ from ovsphere.config import Settings, load_settings
 from ovsphere.lab.layout import Layout
 from ovsphere.lab.state import LabState, ProcessRecord
 
-
 #: the lab's physical network: the underlay, for networks made with --transport vlan:physnet:ID
 PHYSNET = "physnet"
 

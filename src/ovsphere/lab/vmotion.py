@@ -37,6 +37,29 @@ def migrate(conn: Connection, vm_name: str, host_name: str) -> float:
     return time.monotonic() - start
 
 
+def migrate_many(conn: Connection, moves: dict[str, str]) -> float:
+    """Start a MigrateVM_Task for every VM name -> host name at once, wait for all."""
+    inv = read_inventory(conn)
+    vms = {v.name: v.moref for v in inv.vms}
+    hosts = {h.name: h.moref for h in inv.hosts}
+    missing = [n for n in moves if n not in vms] + [h for h in moves.values() if h not in hosts]
+    if missing:
+        raise NotFoundError(f"vCenter has no VM or host {', '.join(missing)}")
+    start = time.monotonic()
+
+    def run(si: Any) -> None:
+        tasks = [
+            vim.VirtualMachine(vms[vm], si._stub).MigrateVM_Task(
+                host=vim.HostSystem(hosts[host], si._stub), priority="defaultPriority"
+            )
+            for vm, host in moves.items()
+        ]
+        wait_for_tasks(si, tasks, f"migrate {len(tasks)} VMs")
+
+    conn.call(f"migrate {len(moves)} VMs", run)
+    return time.monotonic() - start
+
+
 def wait_for_move(state_dir: Path, vm_name: str, host_name: str, timeout: float = 30) -> float:
     """Wait until the lab agent has moved every vNIC of the VM to ``host_name``."""
     start = time.monotonic()
