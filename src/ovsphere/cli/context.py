@@ -106,9 +106,12 @@ def lab_flags(name: str) -> dict[str, Any]:
     state = LabState(name)
     if not state.exists or "vcenter_port" not in state.record.info:
         raise NotFoundError(f"no lab named {name!r} is up", fix="run `ovsphere lab up`")
-    first = state.record.info["topology"]["switches"][0]
-    return {"vcenter": endpoint(state), "insecure": True, "dvs": first["name"],
-            "portgroup": first.get("portgroup") or "ovsphere-isolated"}
+    flags: dict[str, Any] = {"vcenter": endpoint(state), "insecure": True}
+    switches = state.record.info["topology"]["switches"]
+    if len(switches) == 1:  # with several, the lab's file names each one's port group
+        flags["dvs"] = switches[0]["name"]
+        flags["portgroup"] = switches[0].get("portgroup") or "ovsphere-isolated"
+    return flags
 
 
 def lab_config(name: str) -> Path | None:

@@ -192,6 +192,12 @@ def attach(
             fix="run `ovsphere prepare` first",
         )
     sw = next((s for s in switches if s.uuid == vnic.backing.switch_uuid), None)
+    if sw is None and len(switches) > 1:
+        names = ", ".join(f"{s.portgroup_name} on {s.name}" for s in switches)
+        raise PreconditionError(
+            f"VM {vm.name} NIC {vnic.key} is on no vDS ovsphere manages, and several are",
+            fix=f"move the NIC onto one of the isolated port groups first: {names}",
+        )
     moved = False
     if sw is None or vnic.backing.portgroup_key != sw.portgroup:
         sw = sw or switches[0]

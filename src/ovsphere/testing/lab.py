@@ -20,7 +20,7 @@ import pytest
 from ovsphere.lab.down import down
 from ovsphere.lab.manual import LabControl
 from ovsphere.lab.state import LabState
-from ovsphere.lab.topology import DEFAULT_TOPOLOGY, Topology
+from ovsphere.lab.topology import DEFAULT_TOPOLOGY, Topology, load_topology
 from ovsphere.lab.up import up
 
 
@@ -66,6 +66,12 @@ def lab() -> Iterator[LabControl]:
 def managed_lab() -> Iterator[LabControl]:
     """A lab whose manager (``ovsphere manager run``) binds the VMs."""
     yield from _lab(lab_topology(MANAGED_LAB, manager=True))
+
+
+def lab_from(path: Path, name: str, *, manager: bool = False) -> Iterator[LabControl]:
+    """A lab of the topology file ``path`` under ``name`` (for a module's own fixture)."""
+    topology = load_topology(path)
+    yield from _lab(topology.model_copy(update={"name": name, "manager": manager}))
 
 
 @pytest.fixture(scope="module")
