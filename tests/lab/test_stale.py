@@ -1,7 +1,8 @@
 """Stale state: what vCenter takes away under ovsphere, and moves it did not see.
 
 A VM deleted or a vNIC removed releases its VLAN, logical port and patch; a
-VM that changed hosts while no manager ran is bound where it is now (the lab's
+network deleted with ``--force`` releases its ports first; a VM that changed
+hosts while no manager ran is bound where it is now (the lab's
 simulator has no HA, so "a host change without vMotion events" is a vMotion
 the manager never saw); an OVS VM gone from its host turns that host's NICs to
 errors that say so, and the manager goes on serving the other hosts.
@@ -16,10 +17,12 @@ from typing import Any
 import pytest
 from pyVmomi import vim
 
+from ovsphere.errors import OvsphereError
 from ovsphere.lab.manager import lab_settings
 from ovsphere.manager import operations
 from ovsphere.manager.desired import BOUND, ERROR
 from ovsphere.ovn.connection import NbClient
+from ovsphere.ovn.networks import read_networks
 from ovsphere.testing.crash import ManagerProcess, wait_converged
 from ovsphere.testing.lab import CRASH_LAB, wait_for_ping
 from ovsphere.vsphere.connection import Connection
@@ -107,6 +110,24 @@ def test_a_removed_nic_releases_its_vlan(world):
     world.vc.call("remove vm5's NIC", remove_nic)
     del world.attached["vm5"]
     world.converge()
+
+
+def test_a_network_deleted_with_force_releases_its_ports_then_goes(world):
+    operations.create_network(world.nb, "doomed", cidr="10.56.0.0/24")
+    operations.attach(world.vc, world.nb, world.settings, "vm3", "doomed")
+    world.attached["vm3"] = "doomed"
+    world.converge()
+    with pytest.raises(OvsphereError, match="attached"):
+        operations.delete_network(world.nb, "doomed")  # refused while a port is attached
+    operations.delete_network(world.nb, "doomed", force=True)
+    del world.attached["vm3"]
+    world.converge()  # vm3's VLAN released, its dvPort blocked, its patch gone
+
+    def gone() -> tuple[bool, str]:
+        names = [n.name for n in read_networks(world.nb)]
+        return "doomed" not in names, str(names)
+
+    operations.wait_for(gone, timeout=30)
 
 
 def test_a_host_change_the_manager_did_not_see(world):
