@@ -14,6 +14,7 @@ from ovsphere.transport import (
     Patch,
     Trunk,
     TrunkNicMissing,
+    apply_and_observe,
     apply_node,
     plan_node,
     read_node,
@@ -143,6 +144,24 @@ def test_only_the_unwanted_pair_goes_and_strangers_stay(ovs_vm: OvsVm) -> None:
     assert vsctl("get", "bridge", "br-int", "external_ids") == "{}"  # still not ovsphere's
     assert vsctl("get", "bridge", "br-phy", "external_ids:site") == "lab"
     assert vsctl("get", "open_vswitch", ".", "external_ids:operator-note") == "keep"
+
+
+def test_apply_and_observe_returns_the_node_as_it_is_after(ovs_vm: OvsVm) -> None:
+    with NodeConnection(ovs_vm.remote) as conn:
+        actions, after = apply_and_observe(conn, desired(ovs_vm, P101, P201))
+        assert "add-patch" in [a.kind for a in actions]
+        now = read_node(conn)  # re-read once the transaction is in: it shows the change
+        assert (after.patches, after.trunks, after.chassis) == (now.patches, now.trunks, CHASSIS)
+        assert sorted(after.patches, key=lambda p: p.vlan) == [P101, P201]
+
+        before = ovs_vm.next_cfg()
+        actions, again = apply_and_observe(conn, desired(ovs_vm, P101, P201))
+        assert actions == [] and again.patches == after.patches  # the read it planned from
+        assert ovs_vm.next_cfg() == before
+
+        actions, fewer = apply_and_observe(conn, desired(ovs_vm, P101))
+        assert [a.kind for a in actions] == ["del-patch"]
+        assert fewer.patches == read_node(conn).patches == (P101,)
 
 
 def test_a_changed_binding_is_updated_in_place(ovs_vm: OvsVm) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ovsphere.config import Settings, TransportNode
 from ovsphere.errors import OvsphereError
-from ovsphere.transport import NodeConnection, NodeDesired, apply_node, check_mtu, read_node
+from ovsphere.transport import NodeConnection, NodeDesired, apply_and_observe, check_mtu
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,13 @@ class NodePool:
             return NodeResult(0, "not a configured transport node")
         try:
             conn = self._connect(name, node)
-            actions = apply_node(conn, desired)
+            actions, observed = apply_and_observe(conn, desired)
             for action in actions:
                 log.info("node %s: %s", name, action)
             problems = []
             if desired.transport_interface:
                 problems = check_mtu(
-                    read_node(conn, sync=False),
-                    desired.transport_interface,
-                    desired.tunnel_overhead,
+                    observed, desired.transport_interface, desired.tunnel_overhead
                 )
             return NodeResult(len(actions), "; ".join(p.message for p in problems) or None)
         except OvsphereError as exc:

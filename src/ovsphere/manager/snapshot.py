@@ -5,7 +5,9 @@ isolated port group (one ``FetchDVPorts`` per vDS, by port group key), and
 ovsphere's networks and logical ports from the NB replica; the caller adds
 what the vSphere watch knows that state does not (vMotions announced but not
 done), where the SB has each port active, and the transport nodes' last
-errors.  :func:`managed_switches` says which vDS are ovsphere's: each that
+errors.  A caller that knows vCenter did not change since its last read (a round
+that wrote only the NB) passes that read's inventory and ports instead of reading again.
+:func:`managed_switches` says which vDS are ovsphere's: each that
 carries a port group named like the ``portgroup`` setting (only the ``dvs``
 one, when that is set), or those the ``isolated`` setting names with their
 own port group.
@@ -13,14 +15,14 @@ own port group.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ovsphere.config import Settings
 from ovsphere.errors import NotFoundError
 from ovsphere.logic.ovs_vms import OvsVmRule
 from ovsphere.logic.vlan import VlanPool
 from ovsphere.manager.desired import ManagedSwitch, Move, NodeSettings, Snapshot
-from ovsphere.model import Inventory
+from ovsphere.model import Inventory, Port
 from ovsphere.ovn import owners
 from ovsphere.ovn.connection import NbClient
 from ovsphere.ovn.networks import read_networks
@@ -97,15 +99,20 @@ def read_snapshot(
     migrations: Mapping[str, Move] | None = None,
     errors: Mapping[str, str] | None = None,
     inventory: Inventory | None = None,
+    ports: Mapping[str, Sequence[Port]] | None = None,
     active: Mapping[str, frozenset[str]] | None = None,
 ) -> Snapshot:
+    """``inventory`` and ``ports`` (vDS uuid -> its isolated port group's ports), when given,
+    are used instead of reading vCenter again: each read costs seconds with thousands of VMs
+    and ports, and a round that only wrote the NB changed neither."""
     inv = inventory if inventory is not None else read_inventory(conn)
     switches = managed_switches(inv, settings)
     morefs = {s.uuid: s.moref for s in inv.switches}
-    ports = {
-        s.uuid: tuple(fetch_ports(conn, morefs[s.uuid], PortQuery(portgroups=[s.portgroup])))
-        for s in switches
-    }
+    if ports is None or any(s.uuid not in ports for s in switches):
+        ports = {
+            s.uuid: tuple(fetch_ports(conn, morefs[s.uuid], PortQuery(portgroups=[s.portgroup])))
+            for s in switches
+        }
     with nb.connection.lock:
         networks = {n.name: n for n in read_networks(nb)}
         lports = tuple(read_ports(nb))

@@ -15,7 +15,8 @@ Modules, bottom up:
 - :mod:`.connection`: one ovsdbapp session per node (unix, tcp, ssl).
 - :mod:`.rows`: IDL rows to model values, and the row edits.
 - :mod:`.discover`: the trunk vNIC's interface name from its MAC.
-- :mod:`.node`: ``read_node`` / ``plan_node`` / ``apply_node``.
+- :mod:`.node`: ``read_node`` / ``plan_node`` / ``apply_node`` (``apply_and_observe``: and the
+  node afterwards).
 
 Typical use (one worker per node; nodes in parallel)::
 
@@ -41,7 +42,7 @@ from ovsphere.transport.model import (
     Trunk,
 )
 from ovsphere.transport.mtu import check_mtu
-from ovsphere.transport.node import apply_node, plan_node, read_node
+from ovsphere.transport.node import apply_and_observe, apply_node, plan_node, read_node
 
 __all__ = [
     "GENEVE_OVERHEAD",
@@ -57,6 +58,7 @@ __all__ = [
     "TransportUnreachable",
     "Trunk",
     "TrunkNicMissing",
+    "apply_and_observe",
     "apply_node",
     "check_mtu",
     "find_nics",

@@ -109,21 +109,31 @@ class NodeConnection:
         with self._connection.lock:
             return fn(self.api.tables)
 
-    def transact(self, fn: Callable[[Any, Any], None], *, wait_for_vswitchd: bool = True) -> None:
+    def transact(
+        self,
+        fn: Callable[[Any, Any], None],
+        *,
+        wait_for_vswitchd: bool = True,
+        timeout: float | None = None,
+    ) -> None:
         """Run ``fn(idl_txn, tables)`` in one OVSDB transaction and commit it.
 
         ``fn`` may run more than once (ovsdbapp re-runs it when the server says
         "try again"), each time against the current replica; it raises an
         :class:`OvsphereError` to abort.  With ``wait_for_vswitchd`` the call
         returns once ovs-vswitchd has applied the change (``cur_cfg``), like
-        ``ovs-vsctl`` without ``--no-wait``.
+        ``ovs-vsctl`` without ``--no-wait``.  ``timeout`` (default: the
+        connection's) bounds the whole call; a big transaction deserves more.
         """
         txn_class = impl_idl.OvsVsctlTransaction if wait_for_vswitchd else transaction.Transaction
+        limit = self.timeout if timeout is None else timeout
         txn = txn_class(
-            self.api, self._connection, timeout=self.timeout, check_error=True, log_errors=False
+            self.api, self._connection, timeout=limit, check_error=True, log_errors=False
         )
         txn.add(_FunctionCommand(self.api, fn))
-        self._commit(txn, "ovsdb-server or ovs-vswitchd" if wait_for_vswitchd else "ovsdb-server")
+        self._commit(
+            txn, "ovsdb-server or ovs-vswitchd" if wait_for_vswitchd else "ovsdb-server", limit
+        )
 
     def sync(self) -> None:
         """Return once the replica holds every change committed before this call.
@@ -156,7 +166,7 @@ class NodeConnection:
     def __repr__(self) -> str:
         return f"NodeConnection({self.remote!r})"
 
-    def _commit(self, txn: Any, daemons: str) -> None:
+    def _commit(self, txn: Any, daemons: str, timeout: float) -> None:
         try:
             txn.commit()
         except OvsphereError:
@@ -164,7 +174,7 @@ class NodeConnection:
         except ovsdbapp_exceptions.TimeoutException as exc:
             raise _unreachable(
                 self.remote,
-                f"{daemons} did not confirm a transaction within {self.timeout:g} s (it may "
+                f"{daemons} did not confirm a transaction within {timeout:g} s (it may "
                 "still be applied; the next pass re-reads the node)",
             ) from exc
         except RuntimeError as exc:  # ovsdbapp's "OVSDB Error: ..." for a failed transaction

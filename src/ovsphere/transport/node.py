@@ -57,7 +57,7 @@ from ovsphere.transport.plan import (
     plan_steps,
 )
 
-__all__ = ["apply_node", "plan_node", "read_node"]
+__all__ = ["apply_and_observe", "apply_node", "plan_node", "read_node"]
 
 
 def read_node(conn: NodeConnection, *, sync: bool = True) -> NodeObserved:
@@ -78,19 +78,39 @@ def read_node(conn: NodeConnection, *, sync: bool = True) -> NodeObserved:
     return conn.read(read)
 
 
+#: Seconds a transaction may take per step, over the connection's timeout.  The ovs
+#: library spends ~5 ms of this process's CPU per patch pair added (its IDL and, without
+#: its C extension, its JSON parser are pure Python), and the manager applies eight nodes
+#: at once in one process: a node of 128 new VM NICs waits seconds for its own client
+#: before ovsdb-server and ovs-vswitchd are even involved.
+STEP_SECONDS = 0.1
+
+
 def apply_node(
     conn: NodeConnection, desired: NodeDesired, *, nic_candidates: Sequence[str] | None = None
 ) -> list[Action]:
     """Make the node what ``desired`` says; return what changed ([] when nothing did)."""
+    return apply_and_observe(conn, desired, nic_candidates=nic_candidates)[0]
+
+
+def apply_and_observe(
+    conn: NodeConnection, desired: NodeDesired, *, nic_candidates: Sequence[str] | None = None
+) -> tuple[list[Action], NodeObserved]:
+    """:func:`apply_node`, and the node as it is afterwards (read once more only if changed)."""
     observed = read_node(conn)
     missing = {normalize_mac(t.mac) for t in desired.trunks} - observed.nics.keys()
     if missing:
         found = find_nics(conn) if nic_candidates is None else find_nics(conn, nic_candidates)
         observed = replace(observed, nics={**found, **observed.nics})
     steps = plan_steps(observed, desired)
-    if steps:
-        conn.transact(lambda txn, tables: _write(txn, tables, steps))
-    return [s.action() for s in steps]
+    if not steps:
+        return [], observed
+    conn.transact(
+        lambda txn, tables: _write(txn, tables, steps),
+        timeout=conn.timeout + STEP_SECONDS * len(steps),
+    )
+    # The commit waited for ovs-vswitchd, so the replica holds what it reported since.
+    return [s.action() for s in steps], read_node(conn, sync=False)
 
 
 def _write(txn: Any, tables: Any, steps: list[Step]) -> None:

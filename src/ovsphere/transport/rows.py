@@ -93,14 +93,18 @@ def observed_bridges(tables: Any) -> list[ObservedBridge]:
 
 
 def observed_ports(tables: Any) -> list[ObservedPort]:
+    # Each column read converts the IDL's datum anew (tens of microseconds): read each once,
+    # which matters with thousands of patch ports on a node.
     ports = []
     for b in bridge_rows(tables):
+        bridge = b.name
         for p in b.ports:
-            iface = p.interfaces[0] if p.interfaces else None
+            interfaces = p.interfaces
+            iface = interfaces[0] if interfaces else None
             ports.append(
                 ObservedPort(
                     name=p.name,
-                    bridge=b.name,
+                    bridge=bridge,
                     owned=owned(p),
                     type=iface.type if iface is not None else "",
                     tag=optional(p.tag),
