@@ -29,15 +29,13 @@ import time
 from pathlib import Path
 
 from ovsphere.lab.down import down
-from ovsphere.lab.manager import lab_settings
 from ovsphere.lab.manual import LabControl
 from ovsphere.lab.state import LabState
 from ovsphere.lab.topology import DEFAULT_TOPOLOGY, Topology
 from ovsphere.lab.up import up
 from ovsphere.manager import operations
 from ovsphere.manager.desired import BOUND, UNATTACHED
-from ovsphere.ovn.connection import NbClient
-from ovsphere.vsphere.connection import Connection
+from ovsphere.testing.lab import LabClients
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "blat"
@@ -85,16 +83,6 @@ def first_reply(proc: subprocess.Popen[str], start: float) -> float:
     raise RuntimeError(f"no echo reply: {out[-300:]}")
 
 
-def wait_state(vc: Connection, nb: NbClient, lab: LabControl, vm: str, want: str) -> None:
-    settings = lab_settings(lab.state)
-
-    def check() -> tuple[bool, str]:
-        rows = [r.state for r in operations.status(vc, nb, settings) if r.vm == vm]
-        return rows == [want], f"{vm}: {rows}"
-
-    operations.wait_for(check, timeout=60)
-
-
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile, nearest rank."""
     ordered = sorted(values)
@@ -113,14 +101,12 @@ def main() -> None:
     try:
         up(topology, log=lambda line: None)
         lab = LabControl(NAME)
-        settings = lab_settings(lab.state)
-        with (
-            Connection(lab.connection().endpoint, verify_tls=False) as vc,
-            NbClient(settings.require_nb()) as nb,
-        ):
+        c = LabClients(lab)
+        vc, nb, settings = c.vc, c.nb, c.settings
+        try:
             operations.create_network(nb, "bench", cidr="10.70.0.0/24")
             operations.attach(vc, nb, settings, PEER, "bench", ip=PEER_IP)
-            wait_state(vc, nb, lab, PEER, BOUND)
+            c.wait_state([PEER], BOUND, timeout=60)
             lab.run(PEER, "ip", "addr", "replace", f"{PEER_IP}/24", "dev", "eth0")
             peer_mac = mac(lab, PEER)
             for vm, ip in VMS.items():
@@ -137,7 +123,9 @@ def main() -> None:
                 latencies.append(first_reply(ping, start))
                 print(f"  {i + 1:3d} {vm}: {latencies[-1] * 1000:.0f} ms")
                 operations.detach(vc, nb, vm)
-                wait_state(vc, nb, lab, vm, UNATTACHED)
+                c.wait_state([vm], UNATTACHED, timeout=60)
+        finally:
+            c.close()
     finally:
         if args.keep_logs:
             args.keep_logs.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,6 @@ from typing import Any
 
 from ovsphere.lab.daemons import stop
 from ovsphere.lab.down import down
-from ovsphere.lab.manager import lab_settings
 from ovsphere.lab.manual import LabControl
 from ovsphere.lab.pings import ping_through
 from ovsphere.lab.state import LabState
@@ -35,36 +34,24 @@ from ovsphere.lab.up import up
 from ovsphere.lab.vmotion import migrate, wait_for_move
 from ovsphere.manager import faults, operations
 from ovsphere.manager.desired import BOUND
-from ovsphere.ovn.connection import NbClient
 from ovsphere.testing.crash import ManagerProcess
-from ovsphere.vsphere.connection import Connection
+from ovsphere.testing.lab import LabClients
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "bvm"
 DELAY = 2.0
 
 
-def wait_bound(vc: Connection, nb: NbClient, lab: LabControl, vms: list[str]) -> None:
-    settings = lab_settings(lab.state)
-
-    def check() -> tuple[bool, str]:
-        rows = {r.vm: r.state for r in operations.status(vc, nb, settings) if r.vm in vms}
-        return all(rows.get(v) == BOUND for v in vms), str(rows)
-
-    operations.wait_for(check, timeout=60)
-
-
-def moves(
-    lab: LabControl, vc: Connection, nb: NbClient, count: int, ip: str
-) -> list[dict[str, Any]]:
+def moves(c: LabClients, count: int, ip: str) -> list[dict[str, Any]]:
+    lab = c.lab
     out = []
     for i in range(count):
         target = "esx3" if i % 2 == 0 else "esx1"
 
         def move(target: str = target) -> None:
-            migrate(vc, "vm1", target)
+            migrate(c.vc, "vm1", target)
             wait_for_move(lab.state.dir, "vm1", target)
-            wait_bound(vc, nb, lab, ["vm1"])
+            c.wait_state(["vm1"], BOUND, timeout=60)
 
         pings = ping_through(lab, "vm2", ip, move)
         switch = json.loads((lab.state.dir / "switchovers.json").read_text())[-1]
@@ -109,19 +96,16 @@ def main() -> None:
     try:
         up(topology, log=lambda line: None)
         lab = LabControl(NAME)
-        settings = lab_settings(lab.state)
-        with (
-            Connection(lab.connection().endpoint, verify_tls=False) as vc,
-            NbClient(settings.require_nb()) as nb,
-        ):
-            operations.create_network(nb, "bench", cidr="10.60.0.0/24")
+        c = LabClients(lab)
+        try:
+            operations.create_network(c.nb, "bench", cidr="10.60.0.0/24")
             for vm in ("vm1", "vm2"):
-                operations.attach(vc, nb, settings, vm, "bench")
-            wait_bound(vc, nb, lab, ["vm1", "vm2"])
+                operations.attach(c.vc, c.nb, c.settings, vm, "bench")
+            c.wait_state(["vm1", "vm2"], BOUND, timeout=60)
             ip = lab.dhcp("vm1")
             lab.dhcp("vm2")
             print(f"{args.moves} vMotions of vm1 under a 10 ms ping from vm2:")
-            plain = moves(lab, vc, nb, args.moves, ip)
+            plain = moves(c, args.moves, ip)
 
             print(f"the same, VmMigratedEvent held back {DELAY:g} s from the manager:")
             first = next(p for p in LabState(NAME).record.processes if p.name == "lab/manager")
@@ -130,7 +114,9 @@ def main() -> None:
                 lab, "manager-delayed", env={faults.DELAY_ENV: f"watch:before-migrated={DELAY}"}
             )
             time.sleep(3)  # its first pass
-            delayed = moves(lab, vc, nb, args.moves, ip)
+            delayed = moves(c, args.moves, ip)
+        finally:
+            c.close()
     finally:
         if manager is not None:
             manager.stop()

@@ -17,15 +17,12 @@ import time
 import pytest
 
 from ovsphere.lab.demo import set_attribute
-from ovsphere.lab.manager import lab_settings
 from ovsphere.lab.vmotion import wait_for_move
 from ovsphere.manager import faults, operations
 from ovsphere.manager.desired import INTENT_ATTRIBUTE
-from ovsphere.ovn.connection import NbClient
 from ovsphere.ovn.ports import read_ports
 from ovsphere.testing.crash import ManagerProcess, wait_converged
-from ovsphere.testing.lab import CRASH_LAB, wait_for_no_ping, wait_for_ping
-from ovsphere.vsphere.connection import Connection
+from ovsphere.testing.lab import CRASH_LAB, LabClients, wait_for_no_ping, wait_for_ping
 from ovsphere.vsphere.nics import migrations_in_progress, move_nic
 
 pytestmark = pytest.mark.lab
@@ -35,14 +32,11 @@ PEER_IP = "10.50.0.2"
 IPS = {"vm1": "10.50.0.11", "vm3": "10.50.0.13", "vm5": "10.50.0.15"}
 
 
-class World:
+class World(LabClients):
     """The crash lab, what should be attached in it, and the manager running (if any)."""
 
     def __init__(self, lab) -> None:
-        self.lab = lab
-        self.settings = lab_settings(lab.state)
-        self.vc = Connection(lab.connection().endpoint, verify_tls=False)
-        self.nb = NbClient(self.settings.require_nb())
+        super().__init__(lab)
         self.attached: dict[str, str] = {}
         self.manager: ManagerProcess | None = None
         self.runs = 0
@@ -75,8 +69,7 @@ class World:
 
     def close(self) -> None:
         self.stop()
-        self.nb.close()
-        self.vc.close()
+        super().close()
 
 
 def _environ() -> dict[str, str]:

@@ -17,47 +17,21 @@ import pytest
 
 from ovsphere.lab.daemons import is_running
 from ovsphere.lab.demo import set_attribute
-from ovsphere.lab.manager import PHYSNET, lab_settings, start_manager
-from ovsphere.lab.manual import LabControl
+from ovsphere.lab.manager import PHYSNET, start_manager
 from ovsphere.lab.pings import ping_through
 from ovsphere.lab.state import LabState
 from ovsphere.lab.vmotion import migrate, migrate_many, wait_for_move
 from ovsphere.manager import operations
 from ovsphere.manager.desired import BOUND, INTENT_ATTRIBUTE, UNATTACHED
-from ovsphere.ovn.connection import NbClient
 from ovsphere.ovn.ports import read_ports
-from ovsphere.testing.lab import wait_for_no_ping, wait_for_ping
-from ovsphere.vsphere.connection import Connection
+from ovsphere.testing.lab import LabClients, wait_for_no_ping, wait_for_ping
 
 pytestmark = pytest.mark.lab
 
 
-class Ops:
-    def __init__(self, lab: LabControl) -> None:
-        self.lab = lab
-        self.settings = lab_settings(lab.state)
-        self.vc = Connection(lab.connection().endpoint, verify_tls=False)
-        self.nb = NbClient(self.settings.require_nb())
-
-    def state(self, vm: str) -> str:
-        rows = [r for r in operations.status(self.vc, self.nb, self.settings) if r.vm == vm]
-        return rows[0].state if rows else "absent"
-
-    def wait_state(self, vms: list[str], want: str, timeout: float = 45) -> None:
-        def check() -> tuple[bool, str]:
-            states = {vm: self.state(vm) for vm in vms}
-            return all(s == want for s in states.values()), str(states)
-
-        operations.wait_for(check, timeout=timeout)
-
-    def close(self) -> None:
-        self.nb.close()
-        self.vc.close()
-
-
 @pytest.fixture(scope="module")
 def ops(managed_lab):
-    o = Ops(managed_lab)
+    o = LabClients(managed_lab)
     yield o
     o.close()
 

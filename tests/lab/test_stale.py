@@ -18,14 +18,11 @@ import pytest
 from pyVmomi import vim
 
 from ovsphere.errors import OvsphereError
-from ovsphere.lab.manager import lab_settings
 from ovsphere.manager import operations
 from ovsphere.manager.desired import BOUND, ERROR
-from ovsphere.ovn.connection import NbClient
 from ovsphere.ovn.networks import read_networks
 from ovsphere.testing.crash import ManagerProcess, wait_converged
-from ovsphere.testing.lab import CRASH_LAB, wait_for_ping
-from ovsphere.vsphere.connection import Connection
+from ovsphere.testing.lab import CRASH_LAB, LabClients, wait_for_ping
 from ovsphere.vsphere.tasks import wait_for_tasks
 
 pytestmark = pytest.mark.lab
@@ -33,12 +30,9 @@ pytestmark = pytest.mark.lab
 NET = "stale"
 
 
-class World:
+class World(LabClients):
     def __init__(self, lab) -> None:
-        self.lab = lab
-        self.settings = lab_settings(lab.state)
-        self.vc = Connection(lab.connection().endpoint, verify_tls=False)
-        self.nb = NbClient(self.settings.require_nb())
+        super().__init__(lab)
         self.attached: dict[str, str] = {}
         self.manager: ManagerProcess | None = ManagerProcess(lab, "manager-stale")
 
@@ -53,18 +47,13 @@ class World:
         got = wait_converged(self.lab, self.attached)
         assert not got.problems, got.problems
 
-    def state(self, vm: str) -> tuple[str, str]:
-        rows = [r for r in operations.status(self.vc, self.nb, self.settings) if r.vm == vm]
-        return (rows[0].state, rows[0].reason) if rows else ("absent", "")
-
     def moref(self, vm: str) -> str:
         return next(v.moref for v in self.lab.inventory().vms if v.name == vm)
 
     def close(self) -> None:
         if self.manager is not None:
             self.manager.stop()
-        self.nb.close()
-        self.vc.close()
+        super().close()
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +139,8 @@ def test_an_ovs_vm_gone_is_reported_and_other_hosts_go_on(world):
     _destroy(world, "ovs-esx3")
 
     def reported() -> tuple[bool, str]:
-        state, reason = world.state("vm1")
+        row = world.status_of("vm1")
+        state, reason = (row.state, row.reason) if row else ("absent", "")
         return state == ERROR and "has no OVS VM" in reason, f"vm1: {state} ({reason})"
 
     operations.wait_for(reported, timeout=30)
@@ -160,10 +150,7 @@ def test_an_ovs_vm_gone_is_reported_and_other_hosts_go_on(world):
     )
     operations.attach(world.vc, world.nb, world.settings, "vm4", NET)
 
-    def bound() -> tuple[bool, str]:
-        return world.state("vm4")[0] == BOUND, str(world.state("vm4"))
-
-    operations.wait_for(bound, timeout=30)
+    world.wait_state(["vm4"], BOUND, timeout=30)
     world.lab.dhcp("vm4")
     assert peer is not None
     wait_for_ping(world.lab, "vm4", peer)

@@ -18,10 +18,46 @@ from typing import Any
 import pytest
 
 from ovsphere.lab.down import down
+from ovsphere.lab.manager import lab_settings
 from ovsphere.lab.manual import LabControl
 from ovsphere.lab.state import LabState
 from ovsphere.lab.topology import DEFAULT_TOPOLOGY, Topology, load_topology
 from ovsphere.lab.up import up
+from ovsphere.manager import operations
+from ovsphere.manager.desired import NicStatus
+from ovsphere.ovn.connection import NbClient
+from ovsphere.vsphere.connection import Connection
+
+
+class LabClients:
+    """A vCenter session and an NB client on a lab, with its manager's settings: what tests
+    and benchmarks drive the lab's manager through, and how they wait for its work."""
+
+    def __init__(self, lab: LabControl) -> None:
+        self.lab = lab
+        self.settings = lab_settings(lab.state)
+        self.vc = Connection(lab.connection().endpoint, verify_tls=False)
+        self.nb = NbClient(self.settings.require_nb())
+
+    def status_of(self, vm: str) -> NicStatus | None:
+        """The status of the VM's first NIC (None: no NIC of it is on an isolated port group)."""
+        rows = [r for r in operations.status(self.vc, self.nb, self.settings) if r.vm == vm]
+        return rows[0] if rows else None
+
+    def state(self, vm: str) -> str:
+        row = self.status_of(vm)
+        return row.state if row else "absent"
+
+    def wait_state(self, vms: list[str], want: str, timeout: float = 45) -> None:
+        def check() -> tuple[bool, str]:
+            states = {vm: self.state(vm) for vm in vms}
+            return all(s == want for s in states.values()), str(states)
+
+        operations.wait_for(check, timeout=timeout)
+
+    def close(self) -> None:
+        self.nb.close()
+        self.vc.close()
 
 
 def unique_name(prefix: str) -> str:
